@@ -1,0 +1,77 @@
+"""``python -m service``: serve the app with uvicorn on ``HOST``:``PORT`` (one process).
+
+``python -m service --prefetch`` only resolves and downloads the configured model (used by the
+Dockerfile at build time so images carry their weights), then exits.
+Configuration or model-load errors exit with status 2 / 3 and one clear line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from service.errors import ModelLoadError
+from service.settings import Settings, describe_error
+
+logger = logging.getLogger("service")
+
+
+class _StartupFailureFilter(logging.Filter):
+    """Drop uvicorn's traceback of a ``ModelLoadError``: the lifespan already logged one clear line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return ModelLoadError.__name__ not in record.getMessage()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse args, read settings, then serve (or prefetch). Returns the process exit status."""
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prefetch", action="store_true",
+                        help="download/verify the configured model into the torch cache and exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.prefetch:
+        return _prefetch(settings)
+
+    from service.app import create_app
+
+    logging.getLogger("uvicorn.error").addFilter(_StartupFailureFilter())
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            lifespan="on", timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        if getattr(app.state, "startup_error", None) is None:  # else the lifespan logged it already
+            print("error: start-up failed (see the log above)", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _prefetch(settings: Settings) -> int:
+    from service.loaders import load_file, load_torchvision
+
+    try:
+        if settings.model_path:
+            loaded = load_file(settings.model_path, settings.model_arch)
+        else:
+            loaded = load_torchvision(settings.model_arch, settings.model_weights)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    logger.info("model available: %s (%s)", settings.resolved_model_name, loaded.source_format)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

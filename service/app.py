@@ -1,0 +1,64 @@
+"""``create_app()``: the FastAPI application. Importing this module loads no model; the lifespan does."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.errors import ModelLoadError, install_error_handlers
+from service.limits import BodyLimitMiddleware
+from service.metrics import Metrics, MetricsMiddleware
+from service.model import ImageClassifier
+from service.pipeline import InferencePipeline
+from service.routes import health, predict, v2, web
+from service.settings import Settings
+
+logger = logging.getLogger("service")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load and warm the model before serving (``ModelLoadError`` aborts start-up); stop cleanly after."""
+    pipeline: InferencePipeline = app.state.pipeline
+    try:
+        await pipeline.start()
+    except ModelLoadError as exc:
+        app.state.startup_error = exc
+        logger.error("model load failed: %s", exc)
+        raise
+    try:
+        yield
+    finally:
+        await pipeline.stop()
+
+
+def create_app(settings: Settings | None = None, classifier: ImageClassifier | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: read from the environment).
+
+    ``classifier`` injects a custom (e.g. already loaded) ``ImageClassifier``; by default one is built
+    from ``settings`` and loaded by the lifespan.
+    """
+    settings = settings or Settings()
+    metrics = Metrics()
+    app = FastAPI(
+        title="aks-image-classifier",
+        version=__version__,
+        description="Upload an image, get its top-k labels from a PyTorch model. JSON API, Open Inference "
+                    "Protocol (KServe V2) under /v2, Prometheus metrics, probes.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.pipeline = InferencePipeline(settings, metrics, classifier)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for module in (web, predict, health, v2):
+        app.include_router(module.router)
+    web.mount_static(app)
+    v2.register_openapi_schemas(app)
+    return app

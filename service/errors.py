@@ -1,0 +1,138 @@
+"""Domain errors that carry their HTTP status, and the one place that turns errors into JSON.
+
+Body shapes (chosen once, used everywhere):
+- Open Inference Protocol routes (``/v2...``): ``{"error": "<message>"}`` as the protocol requires.
+- Every other route: ``{"error": "<code>", "detail": <message or FastAPI's validation list>}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("service")
+
+
+class ServiceError(Exception):
+    """Base domain error: ``status_code`` (HTTP), ``code`` (short machine-readable reason), message."""
+
+    status_code = HTTPStatus.INTERNAL_SERVER_ERROR
+    code = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers
+
+
+class BadRequest(ServiceError):
+    """400: a request the service cannot use (empty body, corrupt image, malformed V2 tensor)."""
+
+    status_code = HTTPStatus.BAD_REQUEST
+    code = "bad_request"
+
+
+class UnsupportedMediaType(ServiceError):
+    """415: the body is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP)."""
+
+    status_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(ServiceError):
+    """413: body over ``MAX_BODY_BYTES`` or decoded image over ``MAX_IMAGE_PIXELS``."""
+
+    status_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+
+
+class NotFound(ServiceError):
+    """404: unknown model name or version."""
+
+    status_code = HTTPStatus.NOT_FOUND
+    code = "not_found"
+
+
+class InvalidParameter(ServiceError):
+    """422: a well-formed request with an out-of-range parameter (e.g. ``top_k`` over the class count)."""
+
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "invalid_parameter"
+
+
+class Overloaded(ServiceError):
+    """503 with ``Retry-After``: the batch queue is full (``MAX_QUEUE``)."""
+
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "overloaded"
+
+
+class NotReady(ServiceError):
+    """503: the model is not loaded and warmed yet (or the server is shutting down)."""
+
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "not_ready"
+
+
+class InferenceTimeout(ServiceError):
+    """504: the request waited longer than ``REQUEST_TIMEOUT_MS`` for its result."""
+
+    status_code = HTTPStatus.GATEWAY_TIMEOUT
+    code = "timeout"
+
+
+class InferenceFailed(ServiceError):
+    """500: the model raised during a forward pass (a bug or a model/input mismatch)."""
+
+
+class ModelLoadError(Exception):
+    """Start-up failure (missing/unreadable file, wrong output width...): one clear line, no HTTP status."""
+
+
+def _is_v2(request: Request) -> bool:
+    return request.url.path == "/v2" or request.url.path.startswith("/v2/")
+
+
+def error_response(request: Request, status: int, code: str, detail: object,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON error body for ``request``'s route family (see module docstring)."""
+    if _is_v2(request):
+        message = detail if isinstance(detail, str) else f"{code}: {detail}"
+        body: dict[str, object] = {"error": message}
+    else:
+        body = {"error": code, "detail": detail}
+    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers: domain errors, HTTP errors (404 route, 405...), validation, and the rest."""
+
+    @app.exception_handler(ServiceError)
+    async def _domain(request: Request, exc: ServiceError) -> JSONResponse:
+        if exc.status_code >= 500:
+            logger.warning("%s %s -> %d %s", request.method, request.url.path, exc.status_code, exc.message)
+        return error_response(request, exc.status_code, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        return error_response(request, exc.status_code, code, exc.detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if _is_v2(request):  # the protocol answers malformed requests with 400
+            first = exc.errors()[0] if exc.errors() else {"msg": "invalid request"}
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            return error_response(request, 400, "bad_request", f"{where}: {first['msg']}")
+        return error_response(request, 422, "validation_error", exc.errors())
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "internal_error", "internal server error")

@@ -1,0 +1,73 @@
+"""Prometheus metrics (prometheus-client), one registry per app, and the ASGI middleware recording requests.
+
+Series (names follow Prometheus conventions: base units, ``_total`` counters):
+- ``http_requests_total{method, route, status}``; ``http_request_duration_seconds{method, route}``
+  (``route`` is the route template, e.g. ``/v2/models/{name}/infer``, or ``unmatched``);
+- ``inference_batch_size`` (images per forward pass), ``inference_duration_seconds`` (one forward pass),
+  ``inference_queue_depth`` (images waiting), ``inference_rejected_total{reason}`` (queue_full / timeout),
+  ``image_preprocess_duration_seconds`` (decode + preprocess of one image);
+- ``model_ready`` (1 once loaded and warmed), ``model_info{name, version, format}``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)
+
+
+class Metrics:
+    """The service's metric objects, registered in their own ``CollectorRegistry``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("http_requests", "HTTP requests by route and status.",
+                                ["method", "route", "status"], registry=r)
+        self.latency = Histogram("http_request_duration_seconds", "HTTP request latency (s).",
+                                 ["method", "route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("inference_batch_size", "Images per forward pass.",
+                                    buckets=BATCH_BUCKETS, registry=r)
+        self.inference_seconds = Histogram("inference_duration_seconds", "One forward pass (s).",
+                                           buckets=LATENCY_BUCKETS, registry=r)
+        self.preprocess_seconds = Histogram("image_preprocess_duration_seconds",
+                                            "Decode + preprocess of one image (s).",
+                                            buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_depth = Gauge("inference_queue_depth", "Images waiting for a batch.", registry=r)
+        self.rejected = Counter("inference_rejected", "Images refused: queue full or past deadline.",
+                                ["reason"], registry=r)
+        self.model_ready = Gauge("model_ready", "1 when the model is loaded and warmed.", registry=r)
+        self.model_info = Info("model", "The loaded model.", registry=r)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: counts every HTTP request by route template and status, times it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

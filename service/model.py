@@ -1,0 +1,157 @@
+"""``ImageClassifier``: load / preprocess / predict / postprocess, with a ``ready`` flag for probes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+import torchvision
+from PIL import Image
+from torchvision.transforms import InterpolationMode, v2
+
+from service.errors import ModelLoadError
+from service.loaders import LoadedModel, load_file, load_torchvision, read_labels
+from service.settings import Settings
+
+logger = logging.getLogger("service")
+
+#: V2 metadata ``platform`` per artifact format (Triton's name for TorchScript is ``pytorch_libtorch``).
+PLATFORMS = {"torchscript": "pytorch_libtorch", "export": "pytorch_export", "state_dict": "pytorch_eager",
+             "torchvision": "pytorch_eager"}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One top-k entry: class ``index``, its ``label`` and softmax probability ``score`` in [0, 1]."""
+
+    label: str
+    index: int
+    score: float
+
+
+class ImageClassifier:
+    """A torchvision-style classifier: RGB image -> ``[3, crop, crop]`` tensor -> probabilities ``[C]``.
+
+    ``load()`` reads the model (``MODEL_PATH`` file or torchvision ``MODEL_ARCH``/``MODEL_WEIGHTS``), the
+    labels, fixes the preprocessing and warms the model up; then ``ready`` is True. Raises
+    ``ModelLoadError`` (one line) on any failure, e.g. labels that do not match the output width.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = settings.resolved_model_name
+        self.version = settings.model_version
+        self.ready = False
+        self.module: torch.nn.Module | None = None
+        self.source_format = ""
+        self.labels: list[str] = []
+        self.batch_limit = settings.max_batch_size  # lowered to 1 for a model fixed to batch size 1
+        self.resize_size, self.crop_size = settings.resize_size, settings.crop_size
+        self.mean, self.std = settings.norm_mean, settings.norm_std
+        self.interpolation = InterpolationMode.BILINEAR
+        self._transform: v2.Compose | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """Output width C (valid after ``load``)."""
+        return len(self.labels)
+
+    @property
+    def platform(self) -> str:
+        """Open Inference Protocol ``platform`` string for the loaded artifact."""
+        return PLATFORMS.get(self.source_format, "pytorch")
+
+    def load(self) -> None:
+        """Load, check and warm up the model; sets ``ready``. Raises ``ModelLoadError``."""
+        started = time.perf_counter()
+        s = self.settings
+        loaded = load_file(s.model_path, s.model_arch) if s.model_path else load_torchvision(
+            s.model_arch, s.model_weights)
+        self.module, self.source_format = loaded.module, loaded.source_format
+        self._configure_preprocessing(loaded)
+        width = self._output_width()
+        self.labels = self._load_labels(loaded, width)
+        self._warm_up()
+        self.ready = True
+        logger.info("model %s v%s ready: %s, %d classes, input [N, 3, %d, %d], %.1f s", self.name,
+                    self.version, self.source_format, width, self.crop_size, self.crop_size,
+                    time.perf_counter() - started)
+
+    def _configure_preprocessing(self, loaded: LoadedModel) -> None:
+        """ImageNet defaults / settings, or the torchvision weights' own transforms if none was set."""
+        if loaded.weights is not None and self.settings.uses_default_preprocessing():
+            preset = loaded.weights.transforms()
+            self.resize_size, self.crop_size = preset.resize_size[0], preset.crop_size[0]
+            self.mean, self.std = tuple(preset.mean), tuple(preset.std)
+            self.interpolation = preset.interpolation
+        self._transform = v2.Compose([
+            v2.PILToTensor(),
+            v2.Resize(self.resize_size, interpolation=self.interpolation, antialias=True),
+            v2.CenterCrop(self.crop_size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=list(self.mean), std=list(self.std)),
+        ])
+
+    def _output_width(self) -> int:
+        probe = torch.zeros(1, 3, self.crop_size, self.crop_size)
+        try:
+            out = self._forward(probe)
+        except Exception as exc:
+            raise ModelLoadError(f"model fails on a [1, 3, {self.crop_size}, {self.crop_size}] input "
+                                 f"(CROP_SIZE?): {str(exc).strip().splitlines()[0][:300]}") from None
+        if out.ndim != 2 or out.shape[0] != 1:
+            raise ModelLoadError(f"model output has shape {list(out.shape)}; expected [N, C] logits")
+        return int(out.shape[1])
+
+    def _load_labels(self, loaded: LoadedModel, width: int) -> list[str]:
+        path = self.settings.model_labels
+        if path is not None:
+            labels = read_labels(path)
+            if len(labels) != width:
+                raise ModelLoadError(f"MODEL_LABELS={path} has {len(labels)} labels but the model "
+                                     f"outputs {width} classes")
+            return labels
+        weights = loaded.weights or torchvision.models.ResNet50_Weights.IMAGENET1K_V2  # ImageNet-1k names
+        categories = list(weights.meta.get("categories") or [])
+        if len(categories) == width:
+            return categories
+        logger.warning("no MODEL_LABELS for a %d-class model: labels are the class indices", width)
+        return [str(i) for i in range(width)]
+
+    def _warm_up(self) -> None:
+        """Run a few passes (first calls pay for allocation and TorchScript profiling)."""
+        sample = torch.zeros(1, 3, self.crop_size, self.crop_size)
+        self._forward(sample)
+        if self.batch_limit > 1:
+            try:
+                self._forward(sample.expand(2, -1, -1, -1).contiguous())
+            except Exception as exc:
+                logger.warning("model rejects batch size 2 (%s): batching disabled",
+                               str(exc).strip().splitlines()[0][:200])
+                self.batch_limit = 1
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            out = self.module(batch)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        elif isinstance(out, dict):
+            out = out.get("out", next(iter(out.values())))
+        return out
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """RGB ``PIL.Image`` -> normalised float32 ``[3, crop, crop]`` (resize, centre-crop, normalise)."""
+        return self._transform(image)
+
+    def predict(self, batch: torch.Tensor) -> torch.Tensor:
+        """``[N, 3, H, W]`` float32 -> softmax probabilities ``[N, C]`` (one forward pass, inference mode)."""
+        logits = self._forward(batch)
+        return torch.softmax(logits.float(), dim=1)
+
+    def postprocess(self, probabilities: torch.Tensor, top_k: int) -> list[Prediction]:
+        """Probabilities ``[C]`` -> the ``top_k`` most likely classes, score descending."""
+        scores, indices = torch.topk(probabilities, k=min(top_k, probabilities.shape[-1]))
+        return [Prediction(self.labels[i], i, float(s)) for s, i in zip(scores.tolist(), indices.tolist(),
+                                                                      strict=True)]

@@ -1,0 +1,101 @@
+"""Request path glue: decode + preprocess in a thread pool, then the shared batcher, per image."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated
+
+import torch
+from fastapi import Depends, Request
+
+from service.batching import Batcher
+from service.errors import NotReady
+from service.imaging import decode_image
+from service.metrics import Metrics
+from service.model import ImageClassifier
+from service.settings import Settings
+
+
+class InferencePipeline:
+    """Owns the classifier, the decode thread pool and the batcher for one app.
+
+    ``start()`` loads and warms the model (blocking work runs in a thread), then starts the batcher;
+    ``stop()`` reverses it. Image bytes are decoded and preprocessed per request, before batching, so a
+    bad image fails only its own request.
+    """
+
+    def __init__(self, settings: Settings, metrics: Metrics,
+                 classifier: ImageClassifier | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.classifier = classifier or ImageClassifier(settings)
+        self.batcher: Batcher | None = None
+        self._decoder: ThreadPoolExecutor | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True once the model is loaded and warmed and the batcher runs."""
+        return self.classifier.ready and self.batcher is not None
+
+    async def start(self) -> None:
+        """Load (``ModelLoadError`` on failure), warm up, start the batcher; then ``ready`` is True."""
+        torch.set_num_threads(self.settings.torch_threads)
+        if not self.classifier.ready:
+            await asyncio.to_thread(self.classifier.load)
+        self._decoder = ThreadPoolExecutor(self.settings.decode_threads, thread_name_prefix="decode")
+        batcher = Batcher(self.classifier.predict,
+                          max_batch_size=min(self.settings.max_batch_size, self.classifier.batch_limit),
+                          max_batch_delay_ms=self.settings.max_batch_delay_ms,
+                          max_queue=self.settings.max_queue,
+                          request_timeout_ms=self.settings.request_timeout_ms, metrics=self.metrics)
+        await batcher.start()
+        self.batcher = batcher
+        self.metrics.model_info.info({"name": self.classifier.name, "version": self.classifier.version,
+                                      "format": self.classifier.source_format})
+        self.metrics.model_ready.set(1)
+
+    async def stop(self) -> None:
+        """Mark not ready (readiness probes fail first), drain, stop threads."""
+        self.metrics.model_ready.set(0)
+        batcher, self.batcher = self.batcher, None
+        if batcher:
+            await batcher.stop()
+        if self._decoder:
+            self._decoder.shutdown(wait=False, cancel_futures=True)
+            self._decoder = None
+
+    def _preprocess(self, data: bytes) -> torch.Tensor:
+        started = time.perf_counter()
+        image = decode_image(data, self.settings.max_image_pixels, self.classifier.resize_size)
+        tensor = self.classifier.preprocess(image)
+        self.metrics.preprocess_seconds.observe(time.perf_counter() - started)
+        return tensor
+
+    async def images(self, blobs: Sequence[bytes]) -> list[torch.Tensor]:
+        """Encoded images -> probabilities ``[C]`` each. Raises the decode errors (400/413/415) first."""
+        batcher, decoder = self._running()
+        loop = asyncio.get_running_loop()
+        tensors = await asyncio.gather(*(loop.run_in_executor(decoder, self._preprocess, b) for b in blobs))
+        return await batcher.submit(tensors)
+
+    async def tensors(self, batch: torch.Tensor) -> list[torch.Tensor]:
+        """Preprocessed ``[N, 3, H, W]`` float32 -> probabilities ``[C]`` per row."""
+        batcher, _ = self._running()
+        return await batcher.submit(list(batch.unbind(0)))
+
+    def _running(self) -> tuple[Batcher, ThreadPoolExecutor]:
+        if self.batcher is None or self._decoder is None or not self.classifier.ready:
+            raise NotReady("model is not loaded yet")
+        return self.batcher, self._decoder
+
+
+def get_pipeline(request: Request) -> InferencePipeline:
+    """FastAPI dependency: the app's ``InferencePipeline``."""
+    return request.app.state.pipeline
+
+
+#: Route parameter type: ``pipeline: Pipeline`` injects the app's ``InferencePipeline``.
+Pipeline = Annotated[InferencePipeline, Depends(get_pipeline)]

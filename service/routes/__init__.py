@@ -1,0 +1,1 @@
+"""HTTP routers, one per concern: web page, /predict, health + metrics, Open Inference Protocol (V2)."""

@@ -1,0 +1,57 @@
+"""Probes and metadata: ``/healthz`` (liveness), ``/readyz`` (readiness), ``/version``, ``/metrics``."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+import torchvision
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service import __version__
+from service.errors import NotReady
+from service.pipeline import InferencePipeline, Pipeline
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    """200 while the event loop runs (the model need not be loaded)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: model loaded and warmed",
+            responses={503: {"description": "Model not loaded yet, or shutting down."}})
+async def readyz(pipeline: Pipeline) -> dict[str, str]:
+    """200 once the model is loaded and warmed up and the batcher runs; 503 before and during shutdown."""
+    if not pipeline.ready:
+        raise NotReady("model is not loaded yet")
+    return {"status": "ready", "model": pipeline.classifier.name, "version": pipeline.classifier.version}
+
+
+@router.get("/version", summary="Service, model and library versions")
+async def version(pipeline: Pipeline) -> dict[str, object]:
+    """The service version, the model's name/version/format/classes, and the runtime's versions."""
+    classifier = pipeline.classifier
+    return {
+        "service": __version__,
+        "model": classifier.name,
+        "version": classifier.version,
+        "format": classifier.source_format or None,
+        "num_classes": classifier.num_classes if classifier.ready else None,
+        "input_shape": [-1, 3, classifier.crop_size, classifier.crop_size],
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+    }
+
+
+@router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """All series of this app's registry in the Prometheus text exposition format."""
+    pipeline: InferencePipeline = request.app.state.pipeline
+    if pipeline.batcher is not None:
+        request.app.state.metrics.queue_depth.set(pipeline.batcher.depth)
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

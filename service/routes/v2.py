@@ -1,0 +1,160 @@
+"""Open Inference Protocol (KServe V2) REST endpoints; errors are ``{"error": "..."}``.
+
+Inputs (send exactly one, any name): ``image`` BYTES ``[N]``/``[N, 1]`` encoded images (base64 strings
+in JSON, raw bytes with the binary extension) or ``input`` FP32 ``[N, 3, H, W]`` preprocessed.
+Output: ``probabilities`` FP32 ``[N, C]``, or BYTES ``[N, k]`` with ``parameters.classification = k``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from service import __version__
+from service.errors import BadRequest, NotFound, NotReady
+from service.pipeline import InferencePipeline, Pipeline
+from service.v2_protocol import (
+    IMAGE_INPUT,
+    OUTPUT_NAME,
+    TENSOR_INPUT,
+    InferRequest,
+    build_outputs,
+    decode_bytes_input,
+    decode_fp32_input,
+    parse_request,
+)
+
+router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
+EXTENSIONS = ["classification", "binary_tensor_data"]
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata() -> dict[str, Any]:
+    """Server name, version and the protocol extensions offered."""
+    return {"name": "aks-image-classifier", "version": __version__, "extensions": EXTENSIONS}
+
+
+@router.get("/health/live", summary="Server live")
+async def live() -> dict[str, bool]:
+    """200 while the server answers."""
+    return {"live": True}
+
+
+@router.get("/health/ready", summary="Server ready", responses={503: {"description": "Not ready."}})
+async def ready(pipeline: Pipeline) -> dict[str, bool]:
+    """200 when the model is loaded and warmed, else 503."""
+    if not pipeline.ready:
+        raise NotReady("model is not loaded yet")
+    return {"ready": True}
+
+
+def _model(name: str, version: str | None, pipeline: InferencePipeline) -> InferencePipeline:
+    classifier = pipeline.classifier
+    if name != classifier.name:
+        raise NotFound(f"unknown model {name!r}; this server has {classifier.name!r}")
+    if version is not None and version != classifier.version:
+        raise NotFound(f"unknown version {version!r} of model {name!r}; available: {classifier.version!r}")
+    return pipeline
+
+
+@router.get("/models/{name}", summary="Model metadata")
+@router.get("/models/{name}/versions/{version}", summary="Model metadata (version)")
+async def model_metadata(name: str, pipeline: Pipeline, version: str | None = None) -> dict[str, Any]:
+    """Inputs and outputs with ``-1`` for the batch dimension; 404 for an unknown model or version."""
+    c = _model(name, version, pipeline).classifier
+    return {
+        "name": c.name, "versions": [c.version], "platform": c.platform,
+        "inputs": [{"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
+                   {"name": TENSOR_INPUT, "datatype": "FP32", "shape": [-1, 3, c.crop_size, c.crop_size]}],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32",
+                     "shape": [-1, c.num_classes if c.ready else -1]}],
+    }
+
+
+@router.get("/models/{name}/ready", summary="Model ready")
+@router.get("/models/{name}/versions/{version}/ready", summary="Model ready (version)")
+async def model_ready(name: str, pipeline: Pipeline, version: str | None = None) -> dict[str, Any]:
+    """200 when this model is ready, 503 when not yet, 404 when unknown."""
+    _model(name, version, pipeline)
+    if not pipeline.ready:
+        raise NotReady(f"model {name!r} is not ready")
+    return {"name": name, "ready": True}
+
+
+_INFER_BODY = {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                            "description": "Binary tensor extension: JSON header of "
+                                            "Inference-Header-Content-Length bytes, then tensors."}}}}
+
+
+@router.post("/models/{name}/infer", summary="Inference", openapi_extra={"requestBody": _INFER_BODY})
+@router.post("/models/{name}/versions/{version}/infer", summary="Inference (version)",
+             openapi_extra={"requestBody": _INFER_BODY})
+async def infer(request: Request, name: str, pipeline: Pipeline, version: str | None = None) -> Response:
+    """Run a batch: BYTES images or FP32 ``[N, 3, H, W]`` in, probabilities or top-k strings out."""
+    c = _model(name, version, pipeline).classifier
+    if not pipeline.ready:
+        raise NotReady(f"model {name!r} is not ready")
+    body = await request.body()
+    infer_request, chunks = parse_request(body, request.headers.get("inference-header-content-length"))
+    if len(infer_request.inputs) != 1:
+        raise BadRequest(f"expected exactly one input ({IMAGE_INPUT!r} BYTES or {TENSOR_INPUT!r} FP32), "
+                         f"got {len(infer_request.inputs)}")
+    tensor, raw = infer_request.inputs[0], chunks[0]
+    if tensor.datatype == "BYTES":
+        images = decode_bytes_input(tensor, raw)
+        _check_batch(len(images), pipeline)
+        rows = await pipeline.images(images)
+    elif tensor.datatype == "FP32":
+        array = decode_fp32_input(tensor, raw, c.crop_size)
+        _check_batch(array.shape[0], pipeline)
+        rows = await pipeline.tensors(torch.from_numpy(array.copy()))
+    else:
+        raise BadRequest(f"input {tensor.name!r}: unsupported datatype {tensor.datatype!r}; "
+                         "use BYTES (encoded images) or FP32 [N, 3, H, W]")
+    probabilities = torch.stack(rows).numpy()
+    outputs, tail = build_outputs(probabilities, c.labels, infer_request)
+    return _response(infer_request, c.name, c.version, outputs, tail)
+
+
+def _check_batch(n: int, pipeline: InferencePipeline) -> None:
+    if n < 1:
+        raise BadRequest("the batch is empty")
+    if n > pipeline.settings.max_queue:
+        raise BadRequest(f"batch of {n} is larger than the queue (MAX_QUEUE={pipeline.settings.max_queue})")
+
+
+def _response(request: InferRequest, name: str, version: str, outputs: list[dict[str, Any]],
+              tail: bytes) -> Response:
+    body: dict[str, Any] = {"model_name": name, "model_version": version}
+    if request.id is not None:
+        body["id"] = request.id
+    body["outputs"] = outputs
+    if not tail:
+        return JSONResponse(body)
+    header = json.dumps(body, separators=(",", ":")).encode()
+    return Response(header + tail, media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(header))})
+
+
+def register_openapi_schemas(app: FastAPI) -> None:
+    """Add ``InferRequest`` (and its nested models) to ``/openapi.json`` components for the infer body."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        model = InferRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(model.pop("$defs", {}))
+        components["InferRequest"] = model
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

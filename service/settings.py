@@ -1,0 +1,113 @@
+"""Service configuration: environment variables (no prefix) read once by pydantic-settings.
+
+Every field maps to the upper-case environment variable of the same name (``max_batch_size`` ->
+``MAX_BATCH_SIZE``). The app receives one ``Settings`` object (``create_app(settings)``) and route
+handlers get it through the ``get_settings`` dependency, so tests inject their own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Request
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: ImageNet channel statistics used by every torchvision classification model (torchvision docs,
+#: "ImageNet normalisation"): mean and std of the training set's RGB values scaled to [0, 1].
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Triple = Annotated[tuple[float, float, float], NoDecode]
+
+
+def available_cpus() -> int:
+    """Number of CPUs this process may run on (scheduler affinity, which respects cpusets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    """Typed service settings; see the README's configuration table for each variable."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore",
+                                      protected_namespaces=("settings_",))
+
+    model_path: Path | None = Field(None, description="TorchScript, torch.export (.pt2) or state_dict file.")
+    model_arch: str = Field("resnet50", description="torchvision architecture (weights or state_dict).")
+    model_weights: str = Field("DEFAULT", description="torchvision weights enum member, e.g. IMAGENET1K_V2.")
+    model_labels: Path | None = Field(None, description="Labels file, one per line (line i = class i).")
+    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                                   description="Name in responses and V2 URLs; default file stem or arch.")
+    model_version: str = Field("1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    resize_size: int = Field(256, ge=1, le=4096, description="Shorter side after resize (px).")
+    crop_size: int = Field(224, ge=1, le=4096, description="Centre-crop side (px).")
+    norm_mean: Triple = IMAGENET_MEAN
+    norm_std: Triple = IMAGENET_STD
+    max_batch_size: int = Field(16, ge=1, le=1024, description="Images per forward pass, at most.")
+    max_batch_delay_ms: float = Field(5.0, ge=0, le=10_000, description="Wait for a batch to fill (ms).")
+    max_queue: int = Field(256, ge=1, description="Images waiting for the model before 503.")
+    request_timeout_ms: float = Field(30_000, gt=0, description="Queue + inference deadline (ms) -> 504.")
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Request body limit (bytes) -> 413.")
+    max_image_pixels: int = Field(50_000_000, ge=1, description="Decoded width x height limit -> 413.")
+    torch_threads: int = Field(default_factory=available_cpus, ge=1, description="Intra-op threads.")
+    decode_threads: int = Field(default_factory=lambda: min(4, available_cpus()), ge=1,
+                                description="Threads decoding and preprocessing images.")
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=0, le=65535)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("model_path", "model_labels", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """An empty variable (e.g. ``MODEL_PATH=`` from a Dockerfile default) means "not set"."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("norm_mean", "norm_std", mode="before")
+    @classmethod
+    def _split_triple(cls, value: object) -> object:
+        """Accept ``0.5,0.5,0.5`` or ``[0.5, 0.5, 0.5]`` from the environment."""
+        if isinstance(value, str):
+            return [part for part in value.strip().strip("[]()").replace(",", " ").split() if part]
+        return value
+
+    @field_validator("norm_std")
+    @classmethod
+    def _positive_std(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(v <= 0 for v in value):
+            raise ValueError("every std must be > 0")
+        return value
+
+    @property
+    def resolved_model_name(self) -> str:
+        """``MODEL_NAME``, else the model file's stem, else ``MODEL_ARCH``."""
+        if self.model_name:
+            return self.model_name
+        return self.model_path.stem if self.model_path else self.model_arch
+
+    def uses_default_preprocessing(self) -> bool:
+        """True when none of RESIZE_SIZE / CROP_SIZE / NORM_MEAN / NORM_STD was set explicitly."""
+        return not ({"resize_size", "crop_size", "norm_mean", "norm_std"} & self.model_fields_set)
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming each invalid environment variable, e.g. ``MAX_BATCH_SIZE: Input should be ...``."""
+    parts = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        parts.append(f"{name}={item.get('input')!r}: {item['msg']}")
+    return "invalid setting " + "; ".join(parts)
+
+
+def get_settings(request: Request) -> Settings:
+    """FastAPI dependency: the ``Settings`` the app was created with."""
+    return request.app.state.settings

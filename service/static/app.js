@@ -1,0 +1,89 @@
+// Upload page: pick or drop an image, preview it, POST it to /predict, render top-k with score bars.
+// Labels come from the model files: always rendered with textContent, never as HTML.
+"use strict";
+
+const dropZone = document.getElementById("drop-zone");
+const fileInput = document.getElementById("file-input");
+const preview = document.getElementById("preview");
+const dropText = document.getElementById("drop-text");
+const topK = document.getElementById("top-k");
+const statusLine = document.getElementById("status");
+const list = document.getElementById("predictions");
+let currentFile = null;
+
+function setStatus(text, isError) {
+  statusLine.textContent = text;
+  statusLine.classList.toggle("error", Boolean(isError));
+}
+
+function renderPredictions(predictions) {
+  list.replaceChildren();
+  for (const p of predictions) {
+    const item = document.createElement("li");
+    const row = document.createElement("div");
+    row.className = "row";
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = p.label;
+    const score = document.createElement("span");
+    score.className = "score";
+    score.textContent = (p.score * 100).toFixed(1) + "%";
+    row.append(label, score);
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    const fill = document.createElement("span");
+    fill.style.width = Math.max(0.5, p.score * 100).toFixed(1) + "%";
+    bar.append(fill);
+    item.append(row, bar);
+    list.append(item);
+  }
+}
+
+async function classify(file) {
+  currentFile = file;
+  const body = new FormData();
+  body.append("file", file);
+  setStatus("Classifying…");
+  list.replaceChildren();
+  try {
+    const response = await fetch("/predict?top_k=" + encodeURIComponent(topK.value), { method: "POST", body });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      setStatus("Error " + response.status + ": " + (data.detail || data.error || response.statusText), true);
+      return;
+    }
+    setStatus(data.model + " v" + data.version + ", top " + data.predictions.length + ":");
+    renderPredictions(data.predictions);
+  } catch (err) {
+    setStatus("Request failed: " + err, true);
+  }
+}
+
+function choose(file) {
+  if (!file) return;
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  preview.src = URL.createObjectURL(file);
+  preview.hidden = false;
+  dropText.textContent = file.name;
+  classify(file);
+}
+
+fileInput.addEventListener("change", () => choose(fileInput.files[0]));
+topK.addEventListener("change", () => currentFile && classify(currentFile));
+for (const type of ["dragenter", "dragover"]) {
+  dropZone.addEventListener(type, (event) => { event.preventDefault(); dropZone.classList.add("dragging"); });
+}
+for (const type of ["dragleave", "drop"]) {
+  dropZone.addEventListener(type, () => dropZone.classList.remove("dragging"));
+}
+dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  choose(event.dataTransfer.files[0]);
+});
+
+fetch("/version").then((r) => r.json()).then((v) => {
+  document.getElementById("model-info").textContent =
+    "Model " + v.model + " v" + v.version + (v.num_classes ? " · " + v.num_classes + " classes" : "");
+}).catch(() => {
+  document.getElementById("model-info").textContent = "Model information unavailable";
+});

@@ -1,0 +1,215 @@
+"""Open Inference Protocol (KServe V2) REST codec: request parsing, tensor decoding, response building.
+
+Supports JSON tensors and the binary tensor data extension (``Inference-Header-Content-Length``: the
+JSON header's size; raw little-endian tensors follow, each input sized by
+``parameters.binary_data_size``; a BYTES element is a 4-byte little-endian length then its bytes),
+and the classification extension (``outputs[i].parameters.classification = k`` -> BYTES ``[N, k]``
+strings ``"<score>:<index>:<label>"``). Reference: kserve.github.io "Open Inference Protocol" and
+Triton's ``protocol/extension_binary_data.md`` / ``extension_classification.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import struct
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.errors import BadRequest
+
+OUTPUT_NAME = "probabilities"
+IMAGE_INPUT, TENSOR_INPUT = "image", "input"
+
+
+class RequestInput(BaseModel):
+    """One input tensor: ``data`` row-major (flat or nested), or sent as binary data."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: Any = None
+
+
+class RequestOutput(BaseModel):
+    """A requested output; ``parameters`` may hold ``classification`` (k) and ``binary_data`` (bool)."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    """``POST /v2/models/{name}/infer`` body (JSON part)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput] = Field(min_length=1)
+    outputs: list[RequestOutput] | None = None
+
+
+def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest, list[bytes | None]]:
+    """Split and validate a request; return it and each input's binary data (``None`` = JSON ``data``).
+
+    Raises ``BadRequest`` for bad JSON, bad header length, or binary sizes that do not add up.
+    """
+    json_part, rest = body, b""
+    if header_length is not None:
+        try:
+            size = int(header_length)
+        except ValueError:
+            raise BadRequest("Inference-Header-Content-Length must be an integer") from None
+        if not 0 < size <= len(body):
+            raise BadRequest(f"Inference-Header-Content-Length {size} does not fit a {len(body)}-byte body")
+        json_part, rest = body[:size], body[size:]
+    if not json_part.strip():
+        raise BadRequest("empty request body: expected an inference request JSON object")
+    try:
+        request = InferRequest.model_validate_json(json_part)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise BadRequest(f"malformed inference request: {where}: {first['msg']}") from None
+    chunks: list[bytes | None] = []
+    offset = 0
+    for tensor in request.inputs:
+        size = (tensor.parameters or {}).get("binary_data_size")
+        if size is None:
+            chunks.append(None)
+            continue
+        if not isinstance(size, int) or size < 0 or offset + size > len(rest):
+            raise BadRequest(f"input {tensor.name!r}: binary_data_size {size!r} exceeds the binary data")
+        chunks.append(rest[offset:offset + size])
+        offset += size
+    if offset != len(rest):
+        raise BadRequest(f"{len(rest) - offset} bytes of binary data belong to no input")
+    return request, chunks
+
+
+def _element_count(tensor: RequestInput) -> int:
+    if not tensor.shape or any(d < 0 for d in tensor.shape):
+        raise BadRequest(f"input {tensor.name!r}: shape {tensor.shape} must be non-negative dims")
+    return math.prod(tensor.shape)
+
+
+def decode_bytes_input(tensor: RequestInput, raw: bytes | None) -> list[bytes]:
+    """BYTES input ``[N]`` or ``[N, 1]`` -> N encoded images (JSON strings are base64)."""
+    count = _element_count(tensor)
+    if tensor.shape[0] != count:
+        raise BadRequest(f"input {tensor.name!r}: shape {tensor.shape}: expected [N] or [N, 1]")
+    if raw is not None:
+        items = deserialize_bytes(raw, tensor.name)
+    else:
+        flat = _flatten(tensor.data, tensor.name)
+        if not all(isinstance(x, str) for x in flat):
+            raise BadRequest(f"input {tensor.name!r}: BYTES data in JSON must be base64 strings")
+        try:
+            items = [base64.b64decode(x, validate=True) for x in flat]
+        except (binascii.Error, ValueError):
+            raise BadRequest(f"input {tensor.name!r}: BYTES data in JSON must be base64-encoded images"
+                             ) from None
+    if len(items) != count:
+        raise BadRequest(f"input {tensor.name!r}: shape {tensor.shape} needs {count} elements, "
+                         f"got {len(items)}")
+    return items
+
+
+def decode_fp32_input(tensor: RequestInput, raw: bytes | None, side: int) -> np.ndarray:
+    """FP32 input ``[N, 3, side, side]`` (already preprocessed) -> float32 array of that shape."""
+    count = _element_count(tensor)
+    if len(tensor.shape) != 4 or tensor.shape[1:] != [3, side, side] or tensor.shape[0] < 1:
+        raise BadRequest(f"input {tensor.name!r}: shape {tensor.shape}: expected [N, 3, {side}, {side}]")
+    if raw is not None:
+        if len(raw) != count * 4:
+            raise BadRequest(f"input {tensor.name!r}: {len(raw)} bytes of FP32 data, expected {count * 4}")
+        array = np.frombuffer(raw, dtype="<f4")
+    else:
+        flat = _flatten(tensor.data, tensor.name)
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in flat):
+            raise BadRequest(f"input {tensor.name!r}: FP32 data must be numbers")
+        if len(flat) != count:
+            raise BadRequest(f"input {tensor.name!r}: shape {tensor.shape} needs {count} values, "
+                             f"got {len(flat)}")
+        array = np.asarray(flat, dtype=np.float32)
+    return array.reshape(tensor.shape).astype(np.float32, copy=False)
+
+
+def _flatten(data: Any, name: str) -> list[Any]:
+    if not isinstance(data, list):
+        raise BadRequest(f"input {name!r}: 'data' must be a list (or send binary data)")
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, list):
+                stack.append(iter(value))
+                break
+            flat.append(value)
+        else:
+            stack.pop()
+    return flat
+
+
+def deserialize_bytes(raw: bytes, name: str = "input") -> list[bytes]:
+    """Binary BYTES tensor -> elements (each: 4-byte little-endian length, then that many bytes)."""
+    items, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise BadRequest(f"input {name!r}: truncated BYTES element length")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise BadRequest(f"input {name!r}: BYTES element of {length} bytes runs past the data")
+        items.append(raw[offset:offset + length])
+        offset += length
+    return items
+
+
+def serialize_bytes(items: list[bytes]) -> bytes:
+    """Elements -> binary BYTES tensor (the inverse of ``deserialize_bytes``)."""
+    return b"".join(struct.pack("<I", len(item)) + item for item in items)
+
+
+def build_outputs(probabilities: np.ndarray, labels: list[str], request: InferRequest
+                  ) -> tuple[list[dict[str, Any]], bytes]:
+    """Probabilities ``[N, C]`` -> response ``outputs`` and the binary tail (empty when all JSON)."""
+    binary_default = bool((request.parameters or {}).get("binary_data_output", False))
+    wanted = request.outputs or [RequestOutput(name=OUTPUT_NAME)]
+    outputs, tail = [], []
+    for spec in wanted:
+        if spec.name != OUTPUT_NAME:
+            raise BadRequest(f"unknown output {spec.name!r}; this model has {OUTPUT_NAME!r}")
+        params = spec.parameters or {}
+        binary = bool(params.get("binary_data", binary_default))
+        k = params.get("classification")
+        if k is not None:
+            if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+                raise BadRequest(f"output {spec.name!r}: classification must be an integer >= 1, got {k!r}")
+            strings = classify(probabilities, labels, min(k, probabilities.shape[1]))
+            shape = [probabilities.shape[0], len(strings[0]) if strings else 0]
+            flat = [s for row in strings for s in row]
+            out: dict[str, Any] = {"name": spec.name, "datatype": "BYTES", "shape": shape}
+            payload = serialize_bytes([s.encode() for s in flat]) if binary else flat
+        else:
+            out = {"name": spec.name, "datatype": "FP32", "shape": list(probabilities.shape)}
+            payload = probabilities.astype("<f4").tobytes() if binary else probabilities.ravel().tolist()
+        if binary:
+            out["parameters"] = {"binary_data_size": len(payload)}
+            tail.append(payload)
+        else:
+            out["data"] = payload
+        outputs.append(out)
+    return outputs, b"".join(tail)
+
+
+def classify(probabilities: np.ndarray, labels: list[str], k: int) -> list[list[str]]:
+    """Top-``k`` per row as ``"<score>:<index>:<label>"`` strings, score descending."""
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return [[f"{row[i]:f}:{i}:{labels[i]}" for i in idx]
+            for row, idx in zip(probabilities, order, strict=True)]
