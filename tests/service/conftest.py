@@ -1,0 +1,137 @@
+"""Shared fixtures: real photos (skimage.data) encoded in every format, model files made on the fly,
+an app with a small model (TestClient), and a real uvicorn server on 127.0.0.1 (ephemeral port)."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import uvicorn
+from PIL import Image
+from skimage import data as skdata
+
+from service.app import create_app
+from service.settings import Settings
+from tools.make_model import build_model, save_model, write_labels
+
+with warnings.catch_warnings():  # starlette's TestClient nags about httpx2, which is not a dependency
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+SMALL_ARCH = "mobilenet_v3_small"  # ~2.5 M parameters: a few ms per image on one core
+NUM_CLASSES = 1000
+
+
+def encode(array: np.ndarray | Image.Image, fmt: str, **kwargs) -> bytes:
+    """Encode an image (uint8 array or PIL image) with Pillow into ``fmt`` (JPEG, PNG, WEBP, GIF, BMP)."""
+    image = array if isinstance(array, Image.Image) else Image.fromarray(array)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """Real RGB photos from scikit-image: name -> uint8 ``[H, W, 3]``."""
+    return {name: getattr(skdata, name)() for name in ("chelsea", "coffee", "astronaut", "rocket")}
+
+
+@pytest.fixture(scope="session")
+def jpeg(photos) -> bytes:
+    """Chelsea the cat as a JPEG (451x300)."""
+    return encode(photos["chelsea"], "JPEG", quality=90)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def eager_model() -> torch.nn.Module:
+    """The seeded eager model that every saved format below comes from."""
+    return build_model(SMALL_ARCH, seed=0, num_classes=NUM_CLASSES)
+
+
+@pytest.fixture(scope="session")
+def model_files(model_dir, eager_model) -> Callable[[str], Path]:
+    """``model_files(fmt)`` -> path of the eager model saved as ``fmt`` (made once per session)."""
+    cache: dict[str, Path] = {}
+
+    def make(fmt: str) -> Path:
+        if fmt not in cache:
+            cache[fmt] = save_model(eager_model, model_dir / f"small-{fmt}.bin", fmt)
+        return cache[fmt]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def labels_file(model_dir) -> Path:
+    return write_labels(model_dir / "labels.txt", NUM_CLASSES)
+
+
+@pytest.fixture(scope="session")
+def app_settings(model_files, labels_file) -> Settings:
+    """Settings for the shared test app: small TorchScript model, generous batching window."""
+    return Settings(model_path=model_files("torchscript"), model_labels=labels_file, model_name="small",
+                    model_version="7", max_batch_size=8, max_batch_delay_ms=20, torch_threads=2,
+                    decode_threads=2, max_body_bytes=2_000_000, max_image_pixels=4_000_000)
+
+
+@pytest.fixture(scope="session")
+def client(app_settings) -> Iterator[TestClient]:
+    """A started app (lifespan run: model loaded and warmed) behind FastAPI's TestClient."""
+    with TestClient(create_app(app_settings)) as test_client:
+        yield test_client
+
+
+class ServerThread:
+    """uvicorn serving an app in a background thread on 127.0.0.1:<ephemeral port>."""
+
+    def __init__(self, app) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                    lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.05)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.servers[0].sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(app_settings) -> Iterator[ServerThread]:
+    """The shared app served by a real uvicorn on 127.0.0.1 (ephemeral port)."""
+    with ServerThread(create_app(app_settings)) as server:
+        yield server
+
+
+def pytest_configure(config) -> None:
+    # torch deprecates TorchScript/quantized tensor APIs loudly; the tests use them on purpose.
+    for line in ("ignore::FutureWarning:torch.*", "ignore::UserWarning:torch.*",
+                 "ignore:Using `httpx` with `starlette.testclient`"):
+        config.addinivalue_line("filterwarnings", line)
