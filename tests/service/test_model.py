@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 import torchvision
@@ -64,7 +66,7 @@ def test_preprocess_and_predict(model_files, labels_file, eager_model, photos):
     torch.testing.assert_close(probabilities[0], expected, rtol=1e-4, atol=1e-5)
     top = classifier.postprocess(probabilities[0], 5)
     assert [p.index for p in top] == expected.topk(5).indices.tolist()
-    assert all(a.score >= b.score for a, b in zip(top, top[1:], strict=False))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(top))
     assert top[0].label == labels_file.read_text().splitlines()[top[0].index]
 
 
