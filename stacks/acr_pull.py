@@ -1,0 +1,50 @@
+"""The AcrPull role for the AKS kubelet identity, scoped to one registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import authorization
+
+# Built-in role "AcrPull" (pull images from a container registry). The GUID is the same in every
+# Azure tenant: https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/containers#acrpull
+ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+
+
+def role_definition_id(subscription_id: str, role_guid: str = ACR_PULL_ROLE_ID) -> str:
+    """ARM id of a built-in role at subscription scope:
+    `/subscriptions/<sub>/providers/Microsoft.Authorization/roleDefinitions/<guid>`."""
+    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
+
+
+@dataclass
+class AcrPullArgs:
+    """`principal_id`: the kubelet identity's object id; `registry_id`: the registry's ARM id (scope)."""
+
+    principal_id: pulumi.Input[str]
+    registry_id: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+
+
+class AcrPull(pulumi.ComponentResource):
+    """Lets kubelet pull from the registry without any password (no admin user, no imagePullSecret).
+
+    `principal_type` is `ServicePrincipal`: azure-native v3 defaults to `User`, which Azure rejects for
+    a managed identity with `UnmatchedPrincipalType` (Azure/azure-rest-api-specs#21664); saying it
+    also skips the Entra replication wait behind `PrincipalNotFound`.
+    Output: `assignment` (the `RoleAssignment`, for `depends_on`).
+    """
+
+    def __init__(self, name: str, args: AcrPullArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aks-image-classifier:acr_pull:AcrPull", name, None, opts)
+        self.assignment = authorization.RoleAssignment(
+            f"{name}-assignment",
+            principal_id=args.principal_id,
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(role_definition_id),
+            scope=args.registry_id,
+            description="AKS kubelet identity pulls the classifier image",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"assignment_id": self.assignment.id})

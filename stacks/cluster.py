@@ -1,0 +1,147 @@
+"""AKS cluster: managed identity, CNI Overlay + network policy, workload identity, Container Insights."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import containerservice, operationalinsights
+
+from stacks.config import ClusterSettings
+
+SYSTEM_POOL = "system"
+WORKLOAD_POOL = "workload"
+
+
+@dataclass
+class ClusterArgs:
+    """Inputs for `Cluster`. `settings` comes from the validated stack config."""
+
+    resource_group_name: pulumi.Input[str]
+    location: pulumi.Input[str]
+    settings: ClusterSettings
+
+
+def decode_kubeconfig(credentials: containerservice.ListManagedClusterUserCredentialsResult) -> str:
+    """The first kubeconfig of a `listClusterUserCredential` result, base64-decoded to YAML text."""
+    if not credentials.kubeconfigs:
+        raise ValueError("AKS returned no kubeconfig for the cluster user")
+    return base64.b64decode(credentials.kubeconfigs[0].value).decode("utf-8")
+
+
+class Cluster(pulumi.ComponentResource):
+    """An AKS cluster with a small system pool inline and the workload pool as a separate `AgentPool`.
+
+    Inline pools cannot be added or changed after creation (pulumi-azure-native#579, #2719), so only
+    the system pool lives in `agent_pool_profiles`. Local accounts stay enabled (Kubernetes RBAC on)
+    so `listClusterUserCredential` returns a certificate kubeconfig that works without kubelogin.
+
+    Outputs: `cluster_name`, `kubelet_object_id` (the kubelet identity's Entra object id, for
+    AcrPull), `oidc_issuer_url`, `kubeconfig` (secret, YAML text).
+    """
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aks-image-classifier:cluster:Cluster", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        zones = list(s.zones) or None
+        self.workspace = operationalinsights.Workspace(
+            f"{name}-logs",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
+            retention_in_days=s.log_retention_days,
+            opts=child,
+        )
+        self.cluster = containerservice.ManagedCluster(
+            f"{name}-aks",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            dns_prefix=name,
+            kubernetes_version=s.kubernetes_version,
+            sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=s.tier),
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
+            ),
+            enable_rbac=True,
+            agent_pool_profiles=[
+                containerservice.ManagedClusterAgentPoolProfileArgs(
+                    name=SYSTEM_POOL,
+                    mode="System",
+                    vm_size=s.system_vm_size,
+                    count=s.system_node_count,
+                    os_type="Linux",
+                    os_sku="AzureLinux",
+                    type="VirtualMachineScaleSets",
+                    availability_zones=zones,
+                    node_taints=["CriticalAddonsOnly=true:NoSchedule"],
+                )
+            ],
+            network_profile=containerservice.ContainerServiceNetworkProfileArgs(
+                network_plugin="azure",
+                network_plugin_mode="overlay",
+                network_policy="azure",
+                load_balancer_sku="standard",
+                pod_cidr="10.244.0.0/16",
+            ),
+            oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            security_profile=containerservice.ManagedClusterSecurityProfileArgs(
+                workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(
+                    enabled=True
+                )
+            ),
+            addon_profiles={
+                "omsagent": containerservice.ManagedClusterAddonProfileArgs(
+                    enabled=True,
+                    config={"logAnalyticsWorkspaceResourceID": self.workspace.id, "useAADAuth": "true"},
+                )
+            },
+            auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel=s.upgrade_channel,
+                node_os_upgrade_channel="NodeImage",
+            ),
+            opts=child,
+        )
+        self.workload_pool = containerservice.AgentPool(
+            f"{name}-{WORKLOAD_POOL}",
+            agent_pool_name=WORKLOAD_POOL,
+            resource_group_name=args.resource_group_name,
+            resource_name_=self.cluster.name,
+            mode="User",
+            vm_size=s.node_vm_size,
+            os_type="Linux",
+            os_sku="AzureLinux",
+            type="VirtualMachineScaleSets",
+            enable_auto_scaling=True,
+            count=s.node_min_count or 1,
+            min_count=s.node_min_count,
+            max_count=s.node_max_count,
+            availability_zones=zones,
+            orchestrator_version=s.kubernetes_version,
+            node_labels={"workload": "classifier"},
+            opts=child,
+        )
+        self.cluster_name: pulumi.Output[str] = self.cluster.name
+        self.kubelet_object_id: pulumi.Output[str] = self.cluster.identity_profile.apply(_kubelet_object_id)
+        self.oidc_issuer_url = self.cluster.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else None)
+        credentials = containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=args.resource_group_name, resource_name=self.cluster.name
+        )
+        # The SDK does not mark credentials secret (pulumi-azure-native#692): do it here, at the source.
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(credentials.apply(decode_kubeconfig))
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "kubelet_object_id": self.kubelet_object_id,
+                "oidc_issuer_url": self.oidc_issuer_url,
+                "kubeconfig": self.kubeconfig,
+            }
+        )
+
+
+def _kubelet_object_id(profile) -> str:
+    """`identity_profile["kubeletidentity"].object_id`: the identity kubelet pulls images with."""
+    if not profile or "kubeletidentity" not in profile:
+        raise ValueError("the AKS cluster reported no kubeletidentity in identity_profile")
+    return profile["kubeletidentity"].object_id

@@ -1,0 +1,330 @@
+"""Stack configuration: read once from `pulumi.Config`, validated into a typed, frozen object.
+
+Every check runs before any resource is declared, so a mistake fails `pulumi preview` / `pulumi up`
+immediately with a `ConfigError` whose message starts with the full key, e.g.
+`aks-image-classifier:minReplicas (5) must be <= aks-image-classifier:maxReplicas (3)`.
+Components receive the parts they need and never call `pulumi.Config` themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PROJECT = "aks-image-classifier"
+TARGETS = ("azure", "local")
+REGISTRY_SKUS = ("Basic", "Standard", "Premium")
+CLUSTER_TIERS = ("Free", "Standard", "Premium")
+# Values of ManagedClusterAutoUpgradeProfile.upgradeChannel (azure-native containerservice.UpgradeChannel).
+UPGRADE_CHANNELS = ("none", "patch", "stable", "rapid", "node-image")
+
+MIN_K8S_MINOR = 30
+_K8S_VERSION = re.compile(r"^1\.(\d{1,2})(\.\d{1,3})?$")
+_VM_SIZE = re.compile(r"^Standard_[A-Za-z][A-Za-z0-9_-]*$")
+_REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_ZONE = re.compile(r"^[1-3]$")
+# Kubernetes resource.Quantity for CPU ("500m", "1", "1.5") and memory ("512Mi", "2Gi", "1G").
+_CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_MEMORY_FACTOR = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+class ConfigError(ValueError):
+    """A stack setting is missing or invalid; the message starts with the full config key."""
+
+
+def cpu_millicores(value: str) -> int:
+    """Parse a Kubernetes CPU quantity ("250m", "1", "1.5") into millicores (int)."""
+    if value.endswith("m"):
+        return int(value[:-1])
+    return round(float(value) * 1000)
+
+
+def memory_bytes(value: str) -> int:
+    """Parse a Kubernetes memory quantity ("512Mi", "2Gi", "1G", "1048576") into bytes."""
+    match = re.match(r"^(\d+(?:\.\d+)?)([A-Za-z]*)$", value)
+    if not match or match.group(2) not in _MEMORY_FACTOR:
+        raise ValueError(f"not a memory quantity: {value!r}")
+    return round(float(match.group(1)) * _MEMORY_FACTOR[match.group(2)])
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """AKS settings (target `azure` only). VM sizes are Azure SKU names, counts are nodes."""
+
+    kubernetes_version: str
+    tier: str
+    upgrade_channel: str
+    system_vm_size: str
+    system_node_count: int
+    node_vm_size: str
+    node_min_count: int
+    node_max_count: int
+    zones: tuple[str, ...]
+    log_retention_days: int
+
+
+@dataclass(frozen=True)
+class WorkloadSettings:
+    """The Kubernetes workload: replica bounds, container resources, HPA and service settings."""
+
+    app_name: str
+    namespace: str
+    replicas: int
+    min_replicas: int
+    max_replicas: int
+    target_cpu_utilization: int  # percent of the CPU request
+    scale_down_stabilization_s: int
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    model_name: str
+    model_version: str
+    model_arch: str
+    max_batch_size: int
+    max_batch_delay_ms: int
+    max_queue: int
+    request_timeout_ms: int
+    termination_grace_s: int
+    allowed_source_ranges: tuple[str, ...] = ()
+
+    @property
+    def torch_threads(self) -> int:
+        """TORCH_THREADS: the CPU limit in whole cores, rounded up (at least 1)."""
+        return max(1, -(-cpu_millicores(self.cpu_limit) // 1000))
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything the program needs, validated. `location` is `azure-native:location` (azure only)."""
+
+    stack: str
+    target: str
+    location: str | None
+    kubernetes_version: str
+    registry_sku: str
+    registry_name: str | None
+    image_repository: str
+    kube_context: str | None
+    cluster: ClusterSettings | None
+    workload: WorkloadSettings
+
+    @property
+    def is_azure(self) -> bool:
+        return self.target == "azure"
+
+
+Getter = Callable[[str], Any]
+
+
+class _Reader:
+    """Typed access to raw config values (strings, as Pulumi stores them) that names the key on error."""
+
+    def __init__(self, get: Getter):
+        self._get = get
+
+    def key(self, name: str) -> str:
+        return name if ":" in name else f"{PROJECT}:{name}"
+
+    def raw(self, name: str) -> Any:
+        return self._get(self.key(name))
+
+    def str(self, name: str, default: str | None) -> str | None:
+        value = self.raw(name)
+        if value is None or value == "":
+            return default
+        return str(value)
+
+    def int(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        value = self.raw(name)
+        if value is None or value == "":
+            result = default
+        else:
+            try:
+                result = int(str(value))
+            except ValueError:
+                raise ConfigError(f"{self.key(name)} must be an integer, got {value!r}") from None
+        if minimum is not None and result < minimum:
+            raise ConfigError(f"{self.key(name)} must be >= {minimum}, got {result}")
+        if maximum is not None and result > maximum:
+            raise ConfigError(f"{self.key(name)} must be <= {maximum}, got {result}")
+        return result
+
+    def list(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None or value == "":
+            return ()
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError(f"{self.key(name)} must be a list, got {value!r}") from None
+        if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+            raise ConfigError(f"{self.key(name)} must be a list of strings, got {value!r}")
+        return tuple(str(v) for v in value)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise ConfigError(f"{self.key(name)} must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def match(self, name: str, default: str, pattern: re.Pattern[str], what: str) -> str:
+        value = self.str(name, default)
+        assert value is not None
+        if not pattern.match(value):
+            raise ConfigError(f"{self.key(name)} is not a valid {what}: {value!r}")
+        return value
+
+
+def _cluster_settings(r: _Reader, kubernetes_version: str) -> ClusterSettings:
+    node_min = r.int("nodeMinCount", 1, minimum=0, maximum=1000)
+    node_max = r.int("nodeMaxCount", 3, minimum=1, maximum=1000)
+    if node_min > node_max:
+        raise ConfigError(
+            f"{r.key('nodeMinCount')} ({node_min}) must be <= {r.key('nodeMaxCount')} ({node_max})"
+        )
+    zones = r.list("availabilityZones")
+    for zone in zones:
+        if not _ZONE.match(zone):
+            raise ConfigError(f"{r.key('availabilityZones')} entries must be 1, 2 or 3; got {zone!r}")
+    return ClusterSettings(
+        kubernetes_version=kubernetes_version,
+        tier=r.choice("clusterTier", "Free", CLUSTER_TIERS),
+        upgrade_channel=r.choice("upgradeChannel", "patch", UPGRADE_CHANNELS),
+        system_vm_size=r.match("systemNodeVmSize", "Standard_D2s_v5", _VM_SIZE, "Azure VM size"),
+        system_node_count=r.int("systemNodeCount", 1, minimum=1, maximum=100),
+        node_vm_size=r.match("nodeVmSize", "Standard_D4s_v5", _VM_SIZE, "Azure VM size"),
+        node_min_count=node_min,
+        node_max_count=node_max,
+        zones=zones,
+        log_retention_days=r.int("logRetentionDays", 30, minimum=30, maximum=730),
+    )
+
+
+def _resources(r: _Reader) -> tuple[str, str, str, str]:
+    cpu_request = r.match("cpuRequest", "1", _CPU, "CPU quantity (e.g. 500m, 1, 1.5)")
+    cpu_limit = r.match("cpuLimit", "2", _CPU, "CPU quantity (e.g. 500m, 1, 1.5)")
+    if cpu_millicores(cpu_request) <= 0:
+        raise ConfigError(f"{r.key('cpuRequest')} must be > 0 (the HPA scales on it), got {cpu_request!r}")
+    if cpu_millicores(cpu_limit) < cpu_millicores(cpu_request):
+        raise ConfigError(
+            f"{r.key('cpuLimit')} ({cpu_limit}) must be >= {r.key('cpuRequest')} ({cpu_request})"
+        )
+    memory_request = r.match("memoryRequest", "1Gi", _MEMORY, "memory quantity (e.g. 512Mi, 2Gi)")
+    memory_limit = r.match("memoryLimit", "2Gi", _MEMORY, "memory quantity (e.g. 512Mi, 2Gi)")
+    if memory_bytes(memory_request) <= 0:
+        raise ConfigError(f"{r.key('memoryRequest')} must be > 0, got {memory_request!r}")
+    if memory_bytes(memory_limit) < memory_bytes(memory_request):
+        raise ConfigError(
+            f"{r.key('memoryLimit')} ({memory_limit}) must be >= {r.key('memoryRequest')} ({memory_request})"
+        )
+    return cpu_request, cpu_limit, memory_request, memory_limit
+
+
+def _workload_settings(r: _Reader) -> WorkloadSettings:
+    min_replicas = r.int("minReplicas", 2, minimum=1, maximum=1000)
+    max_replicas = r.int("maxReplicas", 5, minimum=1, maximum=1000)
+    if min_replicas > max_replicas:
+        raise ConfigError(
+            f"{r.key('minReplicas')} ({min_replicas}) must be <= {r.key('maxReplicas')} ({max_replicas})"
+        )
+    replicas = r.int("replicas", 0, minimum=0) or min_replicas
+    if not min_replicas <= replicas <= max_replicas:
+        raise ConfigError(
+            f"{r.key('replicas')} ({replicas}) must lie within "
+            f"[{r.key('minReplicas')}, {r.key('maxReplicas')}] = [{min_replicas}, {max_replicas}]"
+        )
+    cpu_request, cpu_limit, memory_request, memory_limit = _resources(r)
+    return WorkloadSettings(
+        app_name=r.match("appName", "classifier", _DNS_LABEL, "DNS label (RFC 1123)"),
+        namespace=r.match("namespace", "classifier", _DNS_LABEL, "namespace name (RFC 1123 label)"),
+        replicas=replicas,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        target_cpu_utilization=r.int("targetCpuUtilization", 70, minimum=1, maximum=100),
+        scale_down_stabilization_s=r.int("scaleDownStabilizationSeconds", 300, minimum=0, maximum=3600),
+        cpu_request=cpu_request,
+        cpu_limit=cpu_limit,
+        memory_request=memory_request,
+        memory_limit=memory_limit,
+        model_name=r.str("modelName", "resnet50") or "resnet50",
+        model_version=r.str("modelVersion", "1") or "1",
+        model_arch=r.str("modelArch", "resnet50") or "resnet50",
+        max_batch_size=r.int("maxBatchSize", 8, minimum=1, maximum=1024),
+        max_batch_delay_ms=r.int("maxBatchDelayMs", 10, minimum=0, maximum=10_000),
+        max_queue=r.int("maxQueue", 64, minimum=1, maximum=100_000),
+        request_timeout_ms=r.int("requestTimeoutMs", 10_000, minimum=1, maximum=600_000),
+        termination_grace_s=r.int("terminationGracePeriodSeconds", 45, minimum=10, maximum=600),
+    )
+
+
+def load_config(get: Getter | None = None, stack: str | None = None) -> StackConfig:
+    """Read and validate the whole stack configuration.
+
+    `get(full_key)` returns the raw value or None; by default it reads the running stack's config
+    (`pulumi.Config`), which is the only place this project calls it. Raises `ConfigError`.
+    """
+    if get is None:
+        get = _pulumi_getter()
+    if stack is None:
+        import pulumi
+
+        stack = pulumi.get_stack()
+    r = _Reader(get)
+    target = r.choice("target", "azure", TARGETS)
+    kubernetes_version = r.match("kubernetesVersion", "1.33", _K8S_VERSION, "Kubernetes version (e.g. 1.33)")
+    if int(_K8S_VERSION.match(kubernetes_version).group(1)) < MIN_K8S_MINOR:
+        raise ConfigError(
+            f"{r.key('kubernetesVersion')} must be 1.{MIN_K8S_MINOR} or newer "
+            f"(preStop sleep hook, autoscaling/v2), got {kubernetes_version!r}"
+        )
+    registry_name = r.str("registryName", None)
+    if registry_name is not None and not _REGISTRY_NAME.match(registry_name):
+        raise ConfigError(f"{r.key('registryName')} must be 5-50 letters or digits, got {registry_name!r}")
+    location = r.str("azure-native:location", None)
+    if target == "azure" and not location:
+        raise ConfigError("azure-native:location must be set for target azure (e.g. westeurope)")
+    repository = r.str("imageRepository", "aks-image-classifier/classifier") or ""
+    if not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*$", repository):
+        raise ConfigError(f"{r.key('imageRepository')} is not a valid repository path: {repository!r}")
+    return StackConfig(
+        stack=stack,
+        target=target,
+        location=location if target == "azure" else None,
+        kubernetes_version=kubernetes_version,
+        registry_sku=r.choice("registrySku", "Basic", REGISTRY_SKUS),
+        registry_name=registry_name,
+        image_repository=repository,
+        kube_context=r.str("kubeContext", None),
+        cluster=_cluster_settings(r, kubernetes_version) if target == "azure" else None,
+        workload=_workload_settings(r),
+    )
+
+
+def _pulumi_getter() -> Getter:
+    import pulumi
+
+    configs: dict[str, pulumi.Config] = {}
+
+    def get(full_key: str) -> Any:
+        namespace, _, name = full_key.partition(":")
+        config = configs.setdefault(namespace, pulumi.Config(namespace))
+        return config.get(name)
+
+    return get

@@ -1,0 +1,69 @@
+"""The service image, built from `service/` with BuildKit (`pulumi-docker-build`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker_build as docker_build
+
+from stacks.acr_auth import ACR_TOKEN_USERNAME
+
+PLATFORM = docker_build.Platform.LINUX_AMD64
+
+
+@dataclass
+class ImageArgs:
+    """Build inputs.
+
+    `context`/`dockerfile`: paths relative to the project root. `repository`: full image name
+    without tag (`myacr.azurecr.io/aks-image-classifier/classifier`, or a bare local name).
+    `push`: push to `registry_server` (False in previews). `load`: load the image into the local
+    Docker engine instead (the local target). `registry_password`: ACR refresh token used
+    with the fixed ACR token user name; ignored unless pushing.
+    """
+
+    context: str
+    dockerfile: str
+    repository: pulumi.Input[str]
+    tag: str
+    push: bool
+    load: bool = False
+    registry_server: pulumi.Input[str] | None = None
+    registry_password: pulumi.Input[str] | None = None
+
+
+class Image(pulumi.ComponentResource):
+    """Builds the image for linux/amd64 (AKS nodes; Apple Silicon would build arm64 otherwise).
+
+    Outputs: `ref` (pushed: `<repo>:<tag>@sha256:<digest>`, what the Deployment runs, so any rebuild
+    rolls out; local: the tag), `digest` (`sha256:...`).
+    """
+
+    def __init__(self, name: str, args: ImageArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aks-image-classifier:image:Image", name, None, opts)
+        registries = None
+        if args.push and args.registry_server is not None:
+            registries = [
+                docker_build.RegistryArgs(
+                    address=args.registry_server,
+                    username=ACR_TOKEN_USERNAME,
+                    password=pulumi.Output.secret(args.registry_password),
+                )
+            ]
+        tag = pulumi.Output.concat(args.repository, ":", args.tag)
+        self.image = docker_build.Image(
+            f"{name}-build",
+            context=docker_build.BuildContextArgs(location=args.context),
+            dockerfile=docker_build.DockerfileArgs(location=args.dockerfile),
+            platforms=[PLATFORM],
+            tags=[tag],
+            push=args.push,
+            load=args.load,
+            registries=registries,
+            labels={"org.opencontainers.image.title": "aks-image-classifier"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.ref: pulumi.Output[str] = self.image.ref if args.registry_server is not None else tag
+        self.digest: pulumi.Output[str] = self.image.digest
+        self.register_outputs({"ref": self.ref, "digest": self.digest})

@@ -1,0 +1,280 @@
+"""Run the Pulumi program in-process under mocks: used by the tests and by `tools.render_manifests`.
+
+`run_program(config, stack)` resets the Pulumi runtime settings, loads the given config, declares the
+stack with fake cloud answers (`FakeCloud`) and returns every registered resource with its inputs,
+parent, dependencies and options, plus the resolved stack outputs and whether each is secret.
+It can run many times in one process: each call builds fresh settings, config and root stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from stacks.config import PROJECT, load_config
+
+# Pulumi's wire encoding of a secret: {"4dabf1...": "1b4706...", "value": <plain value>} (sdk rpc.py).
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_VALUE_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SUBSCRIPTION_ID = "00000000-1111-2222-3333-444444444444"
+TENANT_ID = "99999999-8888-7777-6666-555555555555"
+DEPLOYER_OBJECT_ID = "dddddddd-0000-0000-0000-000000000001"
+KUBELET_OBJECT_ID = "kkkkkkkk-0000-0000-0000-000000000002".replace("k", "b")
+CONTROL_PLANE_PRINCIPAL_ID = "cccccccc-0000-0000-0000-000000000003"
+ARM_TOKEN = "fake-arm-access-token"
+ACR_REFRESH_TOKEN = "fake-acr-refresh-token"
+KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
+LOAD_BALANCER_IP = "20.50.100.7"
+
+
+def fake_digest(text: str) -> str:
+    """`sha256:<64 hex>`, deterministic for a given tag (a stand-in for the registry's digest)."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class Registration:
+    """One resource as the engine saw it: `inputs`/`state` use the provider's (camelCase) names."""
+
+    type: str
+    name: str
+    urn: str
+    id: str
+    inputs: dict[str, Any]
+    raw_inputs: dict[str, Any]
+    state: dict[str, Any]
+    parent: str
+    dependencies: list[str]
+    provider: str
+    ignore_changes: list[str]
+    custom_timeouts: dict[str, str]
+    protect: bool
+    retain_on_delete: bool
+
+
+@dataclass
+class MockRun:
+    """Result of `run_program`: resources in registration order, outputs, secrecy, invokes made."""
+
+    resources: list[Registration] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    invokes: list[str] = field(default_factory=list)
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Registration:
+        found = self.of_type(type_)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_}, found {len(found)}: {[r.name for r in found]}")
+        return found[0]
+
+
+class FakeCloud(pulumi.runtime.Mocks):
+    """Plausible provider answers: ARM ids, the ACR login server, the kubelet identity, image digests."""
+
+    def __init__(self, run: MockRun):
+        self.run = run
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        rid = f"{args.name}-id"
+        rg = "/subscriptions/" + SUBSCRIPTION_ID + "/resourceGroups/rg"
+        if args.typ == "azure-native:resources:ResourceGroup":
+            state.setdefault("name", args.inputs.get("resourceGroupName", args.name))
+            rid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{state['name']}"
+        elif args.typ == "random:index/randomString:RandomString":
+            state["result"] = "x7k2p9"[: int(args.inputs.get("length", 6))]
+        elif args.typ == "azure-native:containerregistry:Registry":
+            name = args.inputs.get("registryName", args.name)
+            state.update(name=name, loginServer=f"{name.lower()}.azurecr.io")
+            rid = f"{rg}/providers/Microsoft.ContainerRegistry/registries/{name}"
+        elif args.typ == "azure-native:containerservice:ManagedCluster":
+            state.update(
+                name=args.inputs.get("resourceName", args.name),
+                identity={"type": "SystemAssigned", "principalId": CONTROL_PLANE_PRINCIPAL_ID},
+                identityProfile={
+                    "kubeletidentity": {"objectId": KUBELET_OBJECT_ID, "clientId": "kubelet-client"}
+                },
+                oidcIssuerProfile={"enabled": True, "issuerUrl": "https://oidc.example/issuer/"},
+            )
+            rid = f"{rg}/providers/Microsoft.ContainerService/managedClusters/{state['name']}"
+        elif args.typ == "azure-native:operationalinsights:Workspace":
+            rid = f"{rg}/providers/Microsoft.OperationalInsights/workspaces/{args.name}"
+        elif args.typ == "docker-build:index:Image":
+            tag = args.inputs["tags"][0]
+            state["digest"] = fake_digest(tag)
+            state["ref"] = f"{tag}@{state['digest']}" if args.inputs.get("push") else tag
+        elif args.typ == "kubernetes:core/v1:Service":
+            state["status"] = {"loadBalancer": {"ingress": [{"ip": LOAD_BALANCER_IP}]}}
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        self.run.invokes.append(args.token)
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {
+                "subscriptionId": SUBSCRIPTION_ID,
+                "tenantId": TENANT_ID,
+                "objectId": DEPLOYER_OBJECT_ID,
+                "clientId": "deployer-client",
+            }
+        if args.token == "azure-native:authorization:getClientToken":
+            return {"token": ARM_TOKEN}
+        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
+            value = base64.b64encode(KUBECONFIG.encode()).decode()
+            return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}
+        raise NotImplementedError(f"no fake for invoke {args.token}")
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: FakeCloud, run: MockRun):
+        super().__init__(mocks)
+        self.run = run
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            registration = self.resources[response.urn]
+            timeouts = request.customTimeouts
+            raw = _sync_await(_deserialize(request.object))
+            self.run.resources.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    id=response.id,
+                    inputs=unwrap_secrets(raw),
+                    raw_inputs=raw,
+                    state=dict(registration.state),
+                    parent=request.parent,
+                    dependencies=list(request.dependencies),
+                    provider=request.provider,
+                    ignore_changes=list(request.ignoreChanges),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    custom_timeouts={
+                        "create": timeouts.create,
+                        "update": timeouts.update,
+                        "delete": timeouts.delete,
+                    },
+                )
+            )
+        return response
+
+
+async def _deserialize(struct) -> dict[str, Any]:
+    return pulumi.runtime.rpc.deserialize_properties(struct)
+
+
+def is_secret(value: Any) -> bool:
+    """True if a raw input value is wrapped as a Pulumi secret (the engine stores it encrypted)."""
+    return isinstance(value, dict) and value.get(_SECRET_SIG) == _SECRET_VALUE_SIG
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """A raw input value with every secret wrapper replaced by the plain value inside it."""
+    if is_secret(value):
+        return unwrap_secrets(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def fake_exchange(login_server: str, tenant_id: str, access_token: str) -> str:
+    """Stand-in for `acr_auth.exchange_refresh_token` that checks what the program passes it."""
+    assert login_server.endswith(".azurecr.io"), login_server
+    assert (tenant_id, access_token) == (TENANT_ID, ARM_TOKEN), (tenant_id, access_token)
+    return ACR_REFRESH_TOKEN
+
+
+def run_program(
+    config: Mapping[str, Any],
+    stack: str = "dev",
+    *,
+    preview: bool = False,
+    secret_keys: tuple[str, ...] = (),
+    exchange: Callable[[str, str, str], str] = fake_exchange,
+    run: MockRun | None = None,
+) -> MockRun:
+    """Declare stack `stack` under mocks with `config` (full keys such as `aks-image-classifier:target`).
+
+    Non-string values are JSON-encoded as Pulumi does. Raises what the program raises (e.g.
+    `ConfigError`); pass `run` to inspect what was registered before the error.
+    """
+    from stacks.program import build
+
+    pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
+    pulumi.runtime.set_all_config(
+        {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}, list(secret_keys)
+    )
+    run = run if run is not None else MockRun()
+    mocks = FakeCloud(run)
+    pulumi_mocks.set_mocks(mocks, PROJECT, stack, preview, monitor=_RecordingMonitor(mocks, run))
+
+    async def program() -> None:
+        outputs = build(load_config(), exchange)
+        for key, output in outputs.items():
+            run.outputs[key] = await output.future()
+            if await output.is_secret():
+                run.secret_outputs.add(key)
+
+    _sync_await(run_pulumi_func(lambda: _sync_await(program())))
+    return run
+
+
+def stack_file_config(stack: str, root: str | os.PathLike[str] = ".") -> dict[str, Any]:
+    """The `config:` block of `Pulumi.<stack>.yaml` under `root` (full keys, YAML-typed values).
+
+    Secure values (`{secure: ...}`) are returned as the placeholder `"<secret>"`: they cannot be
+    decrypted without the stack's secrets provider.
+    """
+    import yaml
+
+    path = Path(root) / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no stack file {path} (stacks: {', '.join(known_stacks(root))})")
+    document = yaml.safe_load(path.read_text()) or {}
+    config = document.get("config") or {}
+    return {k: "<secret>" if isinstance(v, dict) and "secure" in v else v for k, v in config.items()}
+
+
+def known_stacks(root: str | os.PathLike[str] = ".") -> list[str]:
+    """Stack names that have a `Pulumi.<stack>.yaml` under `root`."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in Path(root).glob("Pulumi.*.yaml"))
+
+
+def kubernetes_objects(run: MockRun) -> list[dict[str, Any]]:
+    """The Kubernetes objects of a run, as the API server would receive them (apiVersion, kind, ...)."""
+    objects = []
+    for r in run.resources:
+        if r.type.startswith("kubernetes:") and "apiVersion" in r.inputs and "kind" in r.inputs:
+            body = _clean({k: v for k, v in r.inputs.items() if k != "status"})
+            head = {k: body.pop(k) for k in ("apiVersion", "kind", "metadata") if k in body}
+            objects.append({**head, **body})
+    return objects
+
+
+def _clean(value: Any) -> Any:
+    """Drop None fields and turn integral floats (RPC numbers are doubles) back into ints."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

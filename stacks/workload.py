@@ -1,0 +1,198 @@
+"""The classifier on Kubernetes: Namespace, Deployment, LoadBalancer Service, HPA, PDB, NetworkPolicy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from stacks import pod_spec
+from stacks.config import WorkloadSettings
+
+SERVICE_PORT = 80
+
+
+@dataclass
+class WorkloadArgs:
+    """Inputs for `Workload` (the same for the azure and local targets).
+
+    `image`: what the container runs (`<repo>:<tag>@sha256:...` on Azure). `image_pull_policy`:
+    `Always` for registry images, `IfNotPresent` for a locally loaded image. `pod_annotations`
+    (e.g. the image digest for the local target, so a rebuild rolls out), `service_annotations`
+    (Azure load balancer settings) and `depends_on` (the AcrPull assignment: no pod before kubelet
+    can pull) are optional. `checkov_skips` (check id → reason) become `checkov.io/skipN`
+    annotations on the Deployment, so each accepted finding is documented where it applies.
+    """
+
+    settings: WorkloadSettings
+    image: pulumi.Input[str]
+    image_pull_policy: str = "Always"
+    pod_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    service_annotations: dict[str, str] = field(default_factory=dict)
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+    checkov_skips: dict[str, str] = field(default_factory=dict)
+
+
+class Workload(pulumi.ComponentResource):
+    """Deploys the service. Pass the Kubernetes provider in `opts.providers`.
+
+    Outputs: `namespace`, `service_name`, `endpoint` (`http://<load balancer IP or host>/`).
+    """
+
+    def __init__(self, name: str, args: WorkloadArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aks-image-classifier:workload:Workload", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {"app.kubernetes.io/name": s.app_name, "app.kubernetes.io/part-of": "aks-image-classifier"}
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=s.namespace,
+                labels={
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
+            ),
+            opts=child,
+        )
+        ns = self.namespace.metadata.name
+
+        def meta(object_name: str, **extra) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=labels, **extra)
+
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata=meta(s.app_name), automount_service_account_token=False, opts=child
+        )
+        container = pod_spec.container(s, args.image, args.image_pull_policy)
+        skips = {
+            f"checkov.io/skip{i}": f"{check}={reason}"
+            for i, (check, reason) in enumerate(sorted(args.checkov_skips.items()), start=1)
+        }
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta(s.app_name, annotations=skips or None),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=s.replicas,
+                revision_history_limit=5,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                ),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels,
+                        annotations={
+                            "prometheus.io/scrape": "true",
+                            "prometheus.io/port": str(pod_spec.CONTAINER_PORT),
+                            "prometheus.io/path": "/metrics",
+                            **args.pod_annotations,
+                        },
+                    ),
+                    spec=pod_spec.pod_spec(s, container, labels, s.app_name),
+                ),
+            ),
+            # The HPA owns the replica count after creation; don't fight it on every `pulumi up`.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.service_account, *args.depends_on],
+                ignore_changes=["spec.replicas"],
+            ),
+        )
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta(s.app_name, annotations=args.service_annotations or None),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="LoadBalancer",
+                selector=labels,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name="http",
+                        port=SERVICE_PORT,
+                        target_port="http",
+                        protocol="TCP",
+                        app_protocol="http",
+                    )
+                ],
+                load_balancer_source_ranges=list(s.allowed_source_ranges) or None,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
+        )
+        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=meta(s.app_name),
+            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                    api_version="apps/v1", kind="Deployment", name=self.deployment.metadata.name
+                ),
+                min_replicas=s.min_replicas,
+                max_replicas=s.max_replicas,
+                metrics=[
+                    k8s.autoscaling.v2.MetricSpecArgs(
+                        type="Resource",
+                        resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                            name="cpu",
+                            target=k8s.autoscaling.v2.MetricTargetArgs(
+                                type="Utilization", average_utilization=s.target_cpu_utilization
+                            ),
+                        ),
+                    )
+                ],
+                behavior=_behavior(s),
+            ),
+            opts=child,
+        )
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=meta(s.app_name),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels)
+            ),
+            opts=child,
+        )
+        self.network_policy = k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata=meta(s.app_name),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        ports=[
+                            k8s.networking.v1.NetworkPolicyPortArgs(
+                                port=pod_spec.CONTAINER_PORT, protocol="TCP"
+                            )
+                        ]
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        self.endpoint: pulumi.Output[str] = self.service.status.apply(_endpoint)
+        self.register_outputs(
+            {"namespace": ns, "service_name": self.service.metadata.name, "endpoint": self.endpoint}
+        )
+
+
+def _behavior(s: WorkloadSettings) -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
+    """Scale up fast (double per 30 s), scale down slowly (half per minute after the stabilisation window)."""
+    return k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+        scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
+            stabilization_window_seconds=0,
+            policies=[k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=100, period_seconds=30)],
+        ),
+        scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
+            stabilization_window_seconds=s.scale_down_stabilization_s,
+            policies=[k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=50, period_seconds=60)],
+        ),
+    )
+
+
+def _endpoint(status) -> str:
+    """`http://<ip or hostname>/` of the first load balancer ingress ('' while none is assigned)."""
+    ingress = (status.load_balancer.ingress or []) if status and status.load_balancer else []
+    if not ingress:
+        return ""
+    host = ingress[0].ip or ingress[0].hostname
+    return f"http://{host}/" if host else ""

@@ -1,0 +1,107 @@
+"""Rendered manifests (`python -m tools.render_manifests`): strict schema validation and checkov."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from stacks.mocks import stack_file_config
+from tools import render_manifests
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = ("dev", "prod", "local")
+VENV_BIN = Path(sys.executable).parent
+
+
+def schema_version(stack: str) -> str:
+    """The stack's Kubernetes version if kubernetes-validate has its schemas; else the nearest it has.
+
+    A stack newer than the newest schema set is validated against the newest (and says so).
+    """
+    minor = int(str(stack_file_config(stack, ROOT)["aks-image-classifier:kubernetesVersion"]).split(".")[1])
+    schemas = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    available = sorted(
+        {int(d.name.split(".")[1]) for d in schemas.iterdir() if d.name.endswith("-local-strict")}
+    )
+    chosen = min(max(minor, available[0]), available[-1])
+    if chosen != minor:
+        print(f"kubernetes-validate has no 1.{minor} schemas; validating {stack} against 1.{chosen}")
+    return f"1.{chosen}.0"
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def rendered(request, tmp_path_factory) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp(f"manifests-{request.param}")
+    render_manifests.render(request.param, out, ROOT)
+    return request.param, out
+
+
+def test_one_file_per_object_with_real_kinds(rendered):
+    _, out = rendered
+    kinds = {}
+    for path in sorted(out.glob("*.yaml")):
+        (obj,) = list(yaml.safe_load_all(path.read_text()))
+        assert list(obj)[:3] == ["apiVersion", "kind", "metadata"], path.name
+        kinds[obj["kind"]] = obj["apiVersion"]
+    assert kinds == {
+        "Namespace": "v1",
+        "ServiceAccount": "v1",
+        "Service": "v1",
+        "Deployment": "apps/v1",
+        "HorizontalPodAutoscaler": "autoscaling/v2",
+        "PodDisruptionBudget": "policy/v1",
+        "NetworkPolicy": "networking.k8s.io/v1",
+    }
+
+
+def test_kubernetes_validate_strict(rendered):
+    stack, out = rendered
+    files = sorted(str(p) for p in out.glob("*.yaml"))
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "kubernetes-validate"),
+            "--strict",
+            "--kubernetes-version",
+            schema_version(stack),
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == len(files)
+
+
+def test_checkov_finds_nothing_unannotated(rendered):
+    stack, out = rendered
+    checkov = os.environ.get("CHECKOV", str(ROOT / ".venv-checkov" / "bin" / "checkov"))
+    result = subprocess.run(
+        [checkov, "--framework", "kubernetes", "-d", str(out), "--skip-download", "--compact", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    summary = report["summary"]
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert summary["failed"] == 0 and not failed, failed
+    assert summary["passed"] > 50 and summary["parsing_errors"] == 0
+    for skipped in report["results"]["skipped_checks"]:
+        assert skipped["check_result"].get("suppress_comment", "").strip(), skipped["check_id"]
+    print(f"checkov {stack}: {summary}")
+
+
+def test_cli_writes_the_default_folder_and_rejects_unknown_stacks(tmp_path, capsys):
+    assert render_manifests.main(["--stack", "dev", "--out", str(tmp_path)]) == 0
+    assert len(list(tmp_path.glob("*.yaml"))) == 7
+    assert render_manifests.main(["--stack", "nope", "--out", str(tmp_path)]) == 2
+    assert "Pulumi.nope.yaml" in capsys.readouterr().err

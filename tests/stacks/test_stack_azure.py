@@ -1,0 +1,184 @@
+"""The azure target under Pulumi mocks, driven by the real Pulumi.dev.yaml / Pulumi.prod.yaml."""
+
+from __future__ import annotations
+
+import re
+
+from stacks import mocks
+from stacks.acr_pull import ACR_PULL_ROLE_ID
+from tests.stacks.conftest import run_stack
+
+ACR = "azure-native:containerregistry:Registry"
+AKS = "azure-native:containerservice:ManagedCluster"
+POOL = "azure-native:containerservice:AgentPool"
+ROLE = "azure-native:authorization:RoleAssignment"
+IMAGE = "docker-build:index:Image"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+
+
+def container(run):
+    (c,) = run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def test_dev_declares_the_whole_stack(dev):
+    types = {r.type for r in dev.resources}
+    assert types == {
+        "azure-native:resources:ResourceGroup",
+        "random:index/randomString:RandomString",
+        ACR,
+        "azure-native:operationalinsights:Workspace",
+        AKS,
+        POOL,
+        ROLE,
+        IMAGE,
+        "pulumi:providers:kubernetes",
+        "kubernetes:core/v1:Namespace",
+        "kubernetes:core/v1:ServiceAccount",
+        DEPLOYMENT,
+        SERVICE,
+        HPA,
+        PDB,
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        "aks-image-classifier:registry:Registry",
+        "aks-image-classifier:cluster:Cluster",
+        "aks-image-classifier:acr_pull:AcrPull",
+        "aks-image-classifier:image:Image",
+        "aks-image-classifier:workload:Workload",
+    }
+    assert not any(r.protect or r.retain_on_delete for r in dev.resources), "destroy must remove everything"
+    rg = dev.one("azure-native:resources:ResourceGroup")
+    assert rg.inputs["location"] == "westeurope"
+
+
+def test_children_hang_off_their_components(dev):
+    components = {r.urn: r.type for r in dev.resources if r.type.startswith("aks-image-classifier:")}
+    expected_parent = {
+        ACR: "registry",
+        AKS: "cluster",
+        POOL: "cluster",
+        ROLE: "acr_pull",
+        IMAGE: "image",
+        DEPLOYMENT: "workload",
+        SERVICE: "workload",
+        HPA: "workload",
+        PDB: "workload",
+    }
+    for type_, module in expected_parent.items():
+        assert components[dev.one(type_).parent].split(":")[1] == module, type_
+
+
+def test_registry_has_no_admin_user_no_anonymous_pull_and_a_valid_unique_name(dev, prod):
+    acr = dev.one(ACR).inputs
+    assert acr["adminUserEnabled"] is False
+    assert acr["anonymousPullEnabled"] is False
+    assert acr["sku"] == {"name": "Basic"}
+    assert prod.one(ACR).inputs["sku"] == {"name": "Standard"}
+    names = {acr["registryName"], prod.one(ACR).inputs["registryName"]}
+    assert all(re.fullmatch(r"[a-z0-9]{5,50}", n) for n in names) and len(names) == 2, names
+    assert (
+        run_stack("dev", registryName="myFixedRegistry1").one(ACR).inputs["registryName"]
+        == "myFixedRegistry1"
+    )
+
+
+def test_cluster_identity_network_monitoring_and_upgrades(dev):
+    aks = dev.one(AKS).inputs
+    assert aks["identity"] == {"type": "SystemAssigned"}
+    assert aks["enableRBAC"] is True
+    assert aks["kubernetesVersion"] == "1.33"
+    (system,) = aks["agentPoolProfiles"]
+    assert system["mode"] == "System" and system["count"] == 1 and system["vmSize"] == "Standard_D2s_v5"
+    net = aks["networkProfile"]
+    assert (net["networkPlugin"], net["networkPluginMode"], net["networkPolicy"]) == (
+        "azure",
+        "overlay",
+        "azure",
+    )
+    assert aks["oidcIssuerProfile"] == {"enabled": True}
+    assert aks["securityProfile"]["workloadIdentity"] == {"enabled": True}
+    workspace = dev.one("azure-native:operationalinsights:Workspace")
+    oms = aks["addonProfiles"]["omsagent"]
+    assert oms["enabled"] is True
+    assert oms["config"]["logAnalyticsWorkspaceResourceID"].endswith(f"/workspaces/{workspace.name}")
+    assert aks["autoUpgradeProfile"]["upgradeChannel"] == "patch"
+    assert aks["sku"]["tier"] == "Free"
+
+
+def test_workload_pool_is_a_separate_autoscaled_agent_pool(dev, prod):
+    pool = dev.one(POOL).inputs
+    assert pool["resourceName"] == dev.one(AKS).state["name"]
+    assert pool["mode"] == "User" and pool["vmSize"] == "Standard_D4s_v5"
+    assert (pool["enableAutoScaling"], pool["minCount"], pool["maxCount"]) == (True, 1, 3)
+    prod_pool = prod.one(POOL).inputs
+    assert (prod_pool["minCount"], prod_pool["maxCount"]) == (3, 12)
+    assert prod_pool["availabilityZones"] == ["1", "2", "3"]
+    assert prod.one(AKS).inputs["agentPoolProfiles"][0]["availabilityZones"] == ["1", "2", "3"]
+    assert prod.one(AKS).inputs["sku"]["tier"] == "Standard"
+
+
+def test_acr_pull_goes_to_the_kubelet_identity_on_the_registry(dev):
+    role = dev.one(ROLE).inputs
+    assert role["roleDefinitionId"] == (
+        f"/subscriptions/{mocks.SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE_ID}"
+    )
+    assert ACR_PULL_ROLE_ID == "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+    assert role["principalId"] == mocks.KUBELET_OBJECT_ID != mocks.CONTROL_PLANE_PRINCIPAL_ID
+    assert role["principalType"] == "ServicePrincipal"
+    assert role["scope"] == dev.one(ACR).id
+    assert "/providers/Microsoft.ContainerRegistry/registries/" in role["scope"]
+
+
+def test_image_is_built_for_amd64_pushed_with_an_entra_token_and_run_exactly(dev):
+    image = dev.one(IMAGE).inputs
+    login_server = dev.outputs["registry"]
+    assert login_server == dev.one(ACR).state["loginServer"]
+    assert image["platforms"] == ["linux/amd64"]
+    assert image["push"] is True
+    assert image["context"] == {"location": "service"} and image["dockerfile"] == {
+        "location": "service/Dockerfile"
+    }
+    assert image["tags"] == [f"{login_server}/aks-image-classifier/classifier:dev"]
+    (registry,) = image["registries"]
+    assert registry["address"] == login_server
+    assert registry["username"] == "00000000-0000-0000-0000-000000000000"
+    assert registry["password"] == mocks.ACR_REFRESH_TOKEN
+    assert mocks.is_secret(dev.one(IMAGE).raw_inputs["registries"]), "the registry token must be a secret"
+    assert "azure-native:authorization:getClientToken" in dev.invokes
+    ref = dev.outputs["image"]
+    assert re.fullmatch(
+        rf"{re.escape(login_server)}/aks-image-classifier/classifier:dev@sha256:[0-9a-f]{{64}}", ref
+    )
+    assert container(dev)["image"] == ref
+    assert container(dev)["imagePullPolicy"] == "Always"
+
+
+def test_preview_builds_without_pushing_or_asking_for_a_token():
+    run = run_stack("dev", preview=True)
+    image = run.one(IMAGE).inputs
+    assert image["push"] is False and "registries" not in image
+    assert "azure-native:authorization:getClientToken" not in run.invokes
+
+
+def test_workload_waits_for_acr_pull_and_uses_the_cluster_provider(dev):
+    role = dev.one(ROLE)
+    assert role.urn in dev.one(DEPLOYMENT).dependencies
+    provider = dev.one("pulumi:providers:kubernetes")
+    assert provider.inputs["deleteUnreachable"] == "true"
+    assert mocks.is_secret(provider.raw_inputs["kubeconfig"])
+    assert provider.inputs["kubeconfig"] == mocks.KUBECONFIG
+    for r in dev.resources:
+        if r.type.startswith("kubernetes:"):
+            assert r.provider.startswith(provider.urn), (r.type, r.provider)
+
+
+def test_outputs_and_kubeconfig_secret(dev):
+    assert dev.outputs["endpoint"] == f"http://{mocks.LOAD_BALANCER_IP}/"
+    assert dev.outputs["cluster_name"] == dev.one(AKS).state["name"]
+    assert dev.outputs["resource_group"] == dev.one("azure-native:resources:ResourceGroup").state["name"]
+    assert dev.outputs["kubeconfig"] == mocks.KUBECONFIG
+    assert "kubeconfig" in dev.secret_outputs
+    assert {"endpoint", "image", "registry"}.isdisjoint(dev.secret_outputs)

@@ -1,0 +1,112 @@
+"""Config validation: every mistake fails before any resource is declared, naming the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacks.config import ConfigError, cpu_millicores, load_config, memory_bytes
+from stacks.mocks import MockRun, run_program
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = {"aks-image-classifier:target": "azure", "azure-native:location": "westeurope"}
+
+
+def load(**values):
+    config = dict(BASE)
+    config.update({k if ":" in k else f"aks-image-classifier:{k}": v for k, v in values.items()})
+    return load_config(config.get, stack="test")
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "words"),
+    [
+        ({"minReplicas": "5", "maxReplicas": "3"}, "aks-image-classifier:minReplicas", "<="),
+        ({"cpuRequest": "0"}, "aks-image-classifier:cpuRequest", "> 0"),
+        ({"cpuRequest": "0m"}, "aks-image-classifier:cpuRequest", "> 0"),
+        ({"cpuRequest": "-1"}, "aks-image-classifier:cpuRequest", "CPU quantity"),
+        ({"cpuRequest": "2", "cpuLimit": "1"}, "aks-image-classifier:cpuLimit", ">="),
+        ({"memoryRequest": "4Gi", "memoryLimit": "1Gi"}, "aks-image-classifier:memoryLimit", ">="),
+        ({"memoryRequest": "lots"}, "aks-image-classifier:memoryRequest", "memory quantity"),
+        ({"registrySku": "Gold"}, "aks-image-classifier:registrySku", "Basic, Standard, Premium"),
+        ({"nodeVmSize": "D4s_v5"}, "aks-image-classifier:nodeVmSize", "VM size"),
+        ({"systemNodeVmSize": "Standard D2"}, "aks-image-classifier:systemNodeVmSize", "VM size"),
+        ({"kubernetesVersion": "v1.33"}, "aks-image-classifier:kubernetesVersion", "Kubernetes version"),
+        ({"kubernetesVersion": "1.33.x"}, "aks-image-classifier:kubernetesVersion", "Kubernetes version"),
+        ({"kubernetesVersion": "1.28"}, "aks-image-classifier:kubernetesVersion", "1.30 or newer"),
+        ({"target": "gcp"}, "aks-image-classifier:target", "azure, local"),
+        ({"nodeMinCount": "4", "nodeMaxCount": "2"}, "aks-image-classifier:nodeMinCount", "<="),
+        ({"maxReplicas": "many"}, "aks-image-classifier:maxReplicas", "integer"),
+        ({"replicas": "9", "maxReplicas": "5"}, "aks-image-classifier:replicas", "within"),
+        ({"registryName": "my-registry"}, "aks-image-classifier:registryName", "5-50"),
+        ({"availabilityZones": '["1", "4"]'}, "aks-image-classifier:availabilityZones", "1, 2 or 3"),
+        ({"clusterTier": "Gold"}, "aks-image-classifier:clusterTier", "Free"),
+        ({"upgradeChannel": "weekly"}, "aks-image-classifier:upgradeChannel", "patch"),
+        ({"targetCpuUtilization": "150"}, "aks-image-classifier:targetCpuUtilization", "<= 100"),
+        ({"azure-native:location": ""}, "azure-native:location", "must be set"),
+    ],
+)
+def test_invalid_value_names_the_key(values, key, words):
+    with pytest.raises(ConfigError) as error:
+        load(**values)
+    assert str(error.value).startswith(key), str(error.value)
+    assert words in str(error.value)
+
+
+def test_config_error_stops_the_program_before_any_resource():
+    run = MockRun()
+    with pytest.raises(ConfigError, match="aks-image-classifier:minReplicas"):
+        run_program(
+            {**BASE, "aks-image-classifier:minReplicas": "4", "aks-image-classifier:maxReplicas": "2"},
+            "dev",
+            run=run,
+        )
+    assert run.resources == []
+    assert run.invokes == []
+
+
+def test_defaults_are_a_valid_small_stack():
+    cfg = load()
+    assert cfg.target == "azure" and cfg.location == "westeurope"
+    assert cfg.registry_sku == "Basic" and cfg.registry_name is None
+    assert cfg.cluster is not None and cfg.cluster.node_min_count <= cfg.cluster.node_max_count
+    assert cfg.workload.replicas == cfg.workload.min_replicas == 2
+
+
+def test_local_target_needs_no_location_and_has_no_cluster():
+    cfg = load_config({"aks-image-classifier:target": "local"}.get, stack="local")
+    assert cfg.cluster is None and cfg.location is None and not cfg.is_azure
+
+
+@pytest.mark.parametrize(("limit", "threads"), [("500m", 1), ("1", 1), ("1500m", 2), ("2", 2), ("3.5", 4)])
+def test_torch_threads_is_the_cpu_limit_rounded_up(limit, threads):
+    assert load(cpuRequest="250m", cpuLimit=limit).workload.torch_threads == threads
+
+
+def test_quantity_parsers():
+    assert cpu_millicores("250m") == 250 and cpu_millicores("1.5") == 1500
+    assert (
+        memory_bytes("512Mi") == 512 * 2**20
+        and memory_bytes("1G") == 10**9
+        and memory_bytes("2Gi") == 2 * 2**30
+    )
+    with pytest.raises(ValueError):
+        memory_bytes("2GB")
+
+
+def test_project_file_defaults_match_the_code_defaults():
+    """Pulumi.yaml documents every setting with the default the program actually uses."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    declared = project["config"]
+    assert project["name"] == "aks-image-classifier" and project["runtime"]["name"] == "python"
+    assert all("description" in spec and "default" in spec for spec in declared.values())
+    from_file = load(
+        **{
+            k: spec["default"] if isinstance(spec["default"], str) else json.dumps(spec["default"])
+            for k, spec in declared.items()
+        }
+    )
+    assert from_file == load()
