@@ -8,6 +8,7 @@ Components receive the parts they need and never call `pulumi.Config` themselves
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -22,6 +23,7 @@ CLUSTER_TIERS = ("Free", "Standard", "Premium")
 UPGRADE_CHANNELS = ("none", "patch", "stable", "rapid", "node-image")
 
 MIN_K8S_MINOR = 30
+MIN_API_KEY_LENGTH = 16
 _K8S_VERSION = re.compile(r"^1\.(\d{1,2})(\.\d{1,3})?$")
 _VM_SIZE = re.compile(r"^Standard_[A-Za-z][A-Za-z0-9_-]*$")
 _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
@@ -123,6 +125,7 @@ class StackConfig:
     kube_context: str | None
     cluster: ClusterSettings | None
     workload: WorkloadSettings
+    api_key: Any = None  # pulumi.Output[str] marked secret, or None (no API key: endpoints open)
 
     @property
     def is_azure(self) -> bool:
@@ -237,6 +240,32 @@ def _resources(r: _Reader) -> tuple[str, str, str, str]:
     return cpu_request, cpu_limit, memory_request, memory_limit
 
 
+def _source_ranges(r: _Reader) -> tuple[str, ...]:
+    """`allowedSourceRanges`: CIDRs (IPv4 or IPv6) the load balancer admits; empty admits everyone."""
+    ranges = r.list("allowedSourceRanges")
+    for cidr in ranges:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as exc:
+            raise ConfigError(f"{r.key('allowedSourceRanges')} has an invalid CIDR {cidr!r}: {exc}") from None
+    return ranges
+
+
+def _api_key(r: _Reader) -> Any:
+    """`apiKey` (optional): at least 16 characters; returned wrapped as a Pulumi secret Output."""
+    value = r.str("apiKey", None)
+    if value is None:
+        return None
+    if len(value) < MIN_API_KEY_LENGTH or value != value.strip():
+        raise ConfigError(
+            f"{r.key('apiKey')} must be at least {MIN_API_KEY_LENGTH} characters without surrounding spaces "
+            f"(set it with `pulumi config set --secret apiKey <key>`)"
+        )
+    import pulumi
+
+    return pulumi.Output.secret(value)
+
+
 def _workload_settings(r: _Reader) -> WorkloadSettings:
     min_replicas = r.int("minReplicas", 2, minimum=1, maximum=1000)
     max_replicas = r.int("maxReplicas", 5, minimum=1, maximum=1000)
@@ -271,6 +300,7 @@ def _workload_settings(r: _Reader) -> WorkloadSettings:
         max_queue=r.int("maxQueue", 64, minimum=1, maximum=100_000),
         request_timeout_ms=r.int("requestTimeoutMs", 10_000, minimum=1, maximum=600_000),
         termination_grace_s=r.int("terminationGracePeriodSeconds", 45, minimum=10, maximum=600),
+        allowed_source_ranges=_source_ranges(r),
     )
 
 
@@ -314,6 +344,7 @@ def load_config(get: Getter | None = None, stack: str | None = None) -> StackCon
         kube_context=r.str("kubeContext", None),
         cluster=_cluster_settings(r, kubernetes_version) if target == "azure" else None,
         workload=_workload_settings(r),
+        api_key=_api_key(r),
     )
 
 

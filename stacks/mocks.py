@@ -36,6 +36,7 @@ CONTROL_PLANE_PRINCIPAL_ID = "cccccccc-0000-0000-0000-000000000003"
 ARM_TOKEN = "fake-arm-access-token"
 ACR_REFRESH_TOKEN = "fake-acr-refresh-token"
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
+REDACTED = "<secret>"
 LOAD_BALANCER_IP = "20.50.100.7"
 
 
@@ -72,6 +73,8 @@ class MockRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     invokes: list[str] = field(default_factory=list)
+    config: Any = None  # the StackConfig the program was given
+    api_key_is_secret: bool | None = None  # Output.is_secret() of config.api_key when one is set
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -227,7 +230,10 @@ def run_program(
     pulumi_mocks.set_mocks(mocks, PROJECT, stack, preview, monitor=_RecordingMonitor(mocks, run))
 
     async def program() -> None:
-        outputs = build(load_config(), exchange)
+        run.config = load_config()
+        if run.config.api_key is not None:
+            run.api_key_is_secret = await run.config.api_key.is_secret()
+        outputs = build(run.config, exchange)
         for key, output in outputs.items():
             run.outputs[key] = await output.future()
             if await output.is_secret():
@@ -259,14 +265,37 @@ def known_stacks(root: str | os.PathLike[str] = ".") -> list[str]:
 
 
 def kubernetes_objects(run: MockRun) -> list[dict[str, Any]]:
-    """The Kubernetes objects of a run, as the API server would receive them (apiVersion, kind, ...)."""
+    """The Kubernetes objects of a run, as the API server would receive them (apiVersion, kind, ...).
+
+    Secret values (the API key) are written as `<secret>`, never in plain text.
+    """
     objects = []
     for r in run.resources:
         if r.type.startswith("kubernetes:") and "apiVersion" in r.inputs and "kind" in r.inputs:
-            body = _clean({k: v for k, v in r.inputs.items() if k != "status"})
+            body = _clean({k: v for k, v in _redact(r.raw_inputs).items() if k != "status"})
             head = {k: body.pop(k) for k in ("apiVersion", "kind", "metadata") if k in body}
             objects.append({**head, **body})
     return objects
+
+
+def _redact(value: Any) -> Any:
+    """A raw input value with every secret replaced by the placeholder `<secret>`."""
+    if is_secret(value):
+        return _mask(unwrap_secrets(value["value"]))
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+def _mask(value: Any) -> Any:
+    """Keep the shape (maps, lists), replace every scalar with `<secret>`."""
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return REDACTED
 
 
 def _clean(value: Any) -> Any:

@@ -92,6 +92,7 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
                 "service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": "/readyz"
             },
             depends_on=[acr_pull.assignment],
+            api_key=cfg.api_key,
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[acr_pull]),
     )
@@ -130,6 +131,7 @@ def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:
                 "CKV_K8S_43": "local target: a locally loaded image has no registry digest; "
                 "the pod template carries the build digest as an annotation instead",
             },
+            api_key=cfg.api_key,
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
     )

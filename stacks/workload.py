@@ -11,6 +11,7 @@ from stacks import pod_spec
 from stacks.config import WorkloadSettings
 
 SERVICE_PORT = 80
+API_KEY_FIELD = "api-key"
 
 
 @dataclass
@@ -23,6 +24,7 @@ class WorkloadArgs:
     (Azure load balancer settings) and `depends_on` (the AcrPull assignment: no pod before kubelet
     can pull) are optional. `checkov_skips` (check id → reason) become `checkov.io/skipN`
     annotations on the Deployment, so each accepted finding is documented where it applies.
+    `api_key` (a Pulumi secret) becomes a Kubernetes Secret read by the container as `API_KEY`.
     """
 
     settings: WorkloadSettings
@@ -32,6 +34,7 @@ class WorkloadArgs:
     service_annotations: dict[str, str] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     checkov_skips: dict[str, str] = field(default_factory=dict)
+    api_key: pulumi.Input[str] | None = None
 
 
 class Workload(pulumi.ComponentResource):
@@ -64,10 +67,35 @@ class Workload(pulumi.ComponentResource):
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=meta(s.app_name), automount_service_account_token=False, opts=child
         )
-        container = pod_spec.container(s, args.image, args.image_pull_policy)
+        extra_env = []
+        checkov_skips = dict(args.checkov_skips)
+        self.api_key_secret = None
+        if args.api_key is not None:
+            self.api_key_secret = k8s.core.v1.Secret(
+                f"{name}-api-key",
+                metadata=meta(f"{s.app_name}-api-key"),
+                type="Opaque",
+                string_data={API_KEY_FIELD: pulumi.Output.secret(args.api_key)},
+                opts=child,
+            )
+            extra_env.append(
+                k8s.core.v1.EnvVarArgs(
+                    name="API_KEY",
+                    value_from=k8s.core.v1.EnvVarSourceArgs(
+                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                            name=self.api_key_secret.metadata.name, key=API_KEY_FIELD
+                        )
+                    ),
+                )
+            )
+            checkov_skips["CKV_K8S_35"] = (
+                "the service reads API_KEY from its environment; the value comes from a Secret in this "
+                "namespace via secretKeyRef, is never in the manifest, and the pod has no API token"
+            )
+        container = pod_spec.container(s, args.image, args.image_pull_policy, extra_env)
         skips = {
             f"checkov.io/skip{i}": f"{check}={reason}"
-            for i, (check, reason) in enumerate(sorted(args.checkov_skips.items()), start=1)
+            for i, (check, reason) in enumerate(sorted(checkov_skips.items()), start=1)
         }
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",

@@ -102,7 +102,10 @@ def test_project_file_defaults_match_the_code_defaults():
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     declared = project["config"]
     assert project["name"] == "aks-image-classifier" and project["runtime"]["name"] == "python"
-    assert all("description" in spec and "default" in spec for spec in declared.values())
+    assert all("description" in spec for spec in declared.values())
+    assert [k for k, spec in declared.items() if "default" not in spec] == ["apiKey"]
+    assert declared["apiKey"]["secret"] is True
+    declared = {k: spec for k, spec in declared.items() if "default" in spec}
     from_file = load(
         **{
             k: spec["default"] if isinstance(spec["default"], str) else json.dumps(spec["default"])
