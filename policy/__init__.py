@@ -1,0 +1,1 @@
+"""Pulumi policy pack of aks-image-classifier: `pulumi preview --policy-pack policy`."""
