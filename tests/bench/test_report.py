@@ -1,0 +1,83 @@
+"""The benchmark's arithmetic: percentiles, batch sizes, ratios against the bar, the printed table."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.payloads import encode, percentile
+from bench.report import summarize, table
+from bench.runner import batch_sizes_up_to
+
+
+def test_percentile_interpolates_like_numpy() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 99) == pytest.approx(99.01)
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) is None
+
+
+@pytest.mark.parametrize(
+    ("limit", "sizes"), [(1, [1]), (6, [1, 2, 4, 6]), (16, [1, 2, 4, 8, 16]), (32, [1, 2, 4, 8, 16, 32])]
+)
+def test_batch_sizes_are_powers_of_two_up_to_the_limit(limit: int, sizes: list[int]) -> None:
+    assert batch_sizes_up_to(limit) == sizes
+
+
+def test_multipart_body_carries_the_photo_in_field_file() -> None:
+    body, headers = encode(b"\xff\xd8jpeg-bytes", "multipart", "cat.jpg")
+    boundary = headers["Content-Type"].split("boundary=")[1]
+    assert body.startswith(f"--{boundary}\r\n".encode())
+    assert b'name="file"; filename="cat.jpg"' in body
+    assert b"\xff\xd8jpeg-bytes\r\n" in body and body.endswith(f"--{boundary}--\r\n".encode())
+    assert encode(b"raw", "raw", "x.jpg") == (b"raw", {"Content-Type": "image/jpeg"})
+
+
+def _level(concurrency: int, img_per_s: float, p99: float, errors: int = 0) -> dict:
+    return {
+        "concurrency": concurrency,
+        "img_per_s": img_per_s,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "errors": errors,
+    }
+
+
+def _results(service_16: float, ts_16: float, p99_1: float, errors: int = 0) -> dict:
+    return {
+        "model_alone": {
+            "ceiling_img_per_s": 40.0,
+            "single_image_ms": 30.0,
+            "batches": [{"batch_size": 1, "img_per_s": 33.3, "ms_per_batch": 30.0, "calls": 10}],
+        },
+        "service": {"levels": [_level(1, 20, p99_1), _level(16, service_16, 500, errors)], "rss_mib": 500.0},
+        "torchserve": {"levels": [_level(1, 15, 80), _level(16, ts_16, 900)], "rss_mib": 1200.0},
+    }
+
+
+def test_summary_applies_the_bar_at_concurrency_16_and_1() -> None:
+    summary = summarize(_results(service_16=36.0, ts_16=20.0, p99_1=50.0), [1, 16])
+    assert summary["service_vs_model_alone"] == pytest.approx(0.9)
+    assert summary["service_vs_torchserve"] == pytest.approx(1.8)
+    assert summary["p99_c1_bound_ms"] == pytest.approx(1.5 * 30.0 + 10.0)
+    assert all(summary["pass"].values())
+
+
+def test_summary_flags_each_miss() -> None:
+    summary = summarize(_results(service_16=30.0, ts_16=25.0, p99_1=56.0, errors=2), [1, 16])
+    assert summary["pass"] == {
+        "vs_model_alone": False,  # 30 / 40 = 0.75 < 0.85
+        "vs_torchserve": False,  # 30 / 25 = 1.2 < 1.5
+        "p99_c1": False,  # 56 > 55
+        "zero_errors": False,
+    }
+
+
+def test_a_missing_torchserve_gives_no_ratio_and_a_reason_in_the_table() -> None:
+    results = _results(36.0, 20.0, 50.0)
+    results["torchserve"] = {"skipped": "java not found on PATH"}
+    summary = summarize(results, [1, 16])
+    assert summary["service_vs_torchserve"] is None and not summary["pass"]["vs_torchserve"]
+    text = table(results)
+    assert "| TorchServe | – | not run: java not found on PATH |" in text
+    assert "| service | c=16 | 36.0 | 250.0 | 500.0 | 0 | 500 |" in text
