@@ -16,6 +16,7 @@ import torch
 import uvicorn
 from PIL import Image
 from skimage import data as skdata
+from torchvision.transforms import v2
 
 from service.app import create_app
 from service.settings import Settings
@@ -55,9 +56,28 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def eager_model() -> torch.nn.Module:
-    """The seeded eager model that every saved format below comes from."""
-    return build_model(SMALL_ARCH, seed=0, num_classes=NUM_CLASSES)
+def eager_model(photos) -> torch.nn.Module:
+    """The seeded eager model that every saved format below comes from.
+
+    A freshly initialised MobileNetV3 answers a uniform 1/1000 for every image (its batch-norm
+    statistics and classifier init make the logits ~1e-9 apart), which would let a test pass with
+    the wrong image's answer. So its batch-norm statistics are computed on the photos (as training
+    would) and the last layer is scaled up: different photos now get clearly different answers.
+    """
+    model = build_model(SMALL_ARCH, seed=0, num_classes=NUM_CLASSES)
+    transform = v2.Compose([v2.PILToTensor(), v2.Resize(256, antialias=True), v2.CenterCrop(224),
+                            v2.ToDtype(torch.float32, scale=True),
+                            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    batch = torch.stack([transform(Image.fromarray(p)) for p in photos.values()])
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average over the calibration batch
+    model.train()
+    with torch.no_grad():
+        model(batch)
+        model.classifier[-1].weight.mul_(300)
+    return model.eval()
 
 
 @pytest.fixture(scope="session")
