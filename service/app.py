@@ -15,6 +15,7 @@ from service.metrics import Metrics, MetricsMiddleware
 from service.model import ImageClassifier
 from service.pipeline import InferencePipeline
 from service.routes import health, predict, v2, web
+from service.security import install_security
 from service.settings import Settings
 
 logger = logging.getLogger("service")
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, classifier: ImageClassifier | N
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_security(app, settings.cors_origins)
     for module in (web, predict, health, v2):
         app.include_router(module.router)
     web.mount_static(app)

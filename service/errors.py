@@ -52,6 +52,13 @@ class PayloadTooLarge(ServiceError):
     code = "payload_too_large"
 
 
+class Unauthorized(ServiceError):
+    """401 with ``WWW-Authenticate: Bearer``: ``API_KEY`` is set and the request has no or a wrong key."""
+
+    status_code = HTTPStatus.UNAUTHORIZED
+    code = "unauthorized"
+
+
 class NotFound(ServiceError):
     """404: unknown model name or version."""
 

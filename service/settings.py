@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Request
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: ImageNet channel statistics used by every torchvision classification model (torchvision docs,
@@ -57,15 +57,29 @@ class Settings(BaseSettings):
     torch_threads: int = Field(default_factory=available_cpus, ge=1, description="Intra-op threads.")
     decode_threads: int = Field(default_factory=lambda: min(4, available_cpus()), ge=1,
                                 description="Threads decoding and preprocessing images.")
+    api_key: SecretStr | None = Field(None, description="If set, /predict and V2 infer need "
+                                      "`Authorization: Bearer <key>` (401 otherwise).")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off.")
+    shutdown_delay_s: float = Field(0, ge=0, le=300, description="After SIGTERM, seconds to keep serving "
+                                    "with /readyz at 503 before closing the listener.")
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
-    @field_validator("model_path", "model_labels", mode="before")
+    @field_validator("model_path", "model_labels", "api_key", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         """An empty variable (e.g. ``MODEL_PATH=`` from a Dockerfile default) means "not set"."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """``https://a.example,https://b.example`` -> a list; blanks dropped."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

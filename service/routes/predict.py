@@ -8,6 +8,7 @@ from starlette.datastructures import UploadFile
 
 from service.errors import BadRequest, InvalidParameter, NotReady, UnsupportedMediaType
 from service.pipeline import Pipeline
+from service.security import API_KEY_REQUIRED
 
 router = APIRouter(tags=["predict"])
 
@@ -49,9 +50,10 @@ _BODY_SCHEMA = {
 
 @router.post(
     "/predict", response_model=PredictResponse, summary="Classify one image",
-    openapi_extra={"requestBody": _BODY_SCHEMA},
+    openapi_extra={"requestBody": _BODY_SCHEMA}, dependencies=API_KEY_REQUIRED,
     responses={code: {"model": ErrorOut, "description": text} for code, text in {
         400: "Empty body, corrupt image, or no multipart field `file`.",
+        401: "API_KEY is set and the request has no or a wrong `Authorization: Bearer` key.",
         413: "Body over MAX_BODY_BYTES or image over MAX_IMAGE_PIXELS.",
         415: "Not an image in a supported format (JPEG, PNG, WebP, GIF, BMP).",
         503: "Model not ready, or queue full (Retry-After).", 504: "Past REQUEST_TIMEOUT_MS."}.items()},

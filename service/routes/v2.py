@@ -13,10 +13,12 @@ from typing import Any
 import torch
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from service import __version__
 from service.errors import BadRequest, NotFound, NotReady
 from service.pipeline import InferencePipeline, Pipeline
+from service.security import API_KEY_REQUIRED
 from service.v2_protocol import (
     IMAGE_INPUT,
     OUTPUT_NAME,
@@ -92,9 +94,26 @@ _INFER_BODY = {"required": True, "content": {
                                             "Inference-Header-Content-Length bytes, then tensors."}}}}
 
 
-@router.post("/models/{name}/infer", summary="Inference", openapi_extra={"requestBody": _INFER_BODY})
+class V2Error(BaseModel):
+    """Open Inference Protocol error body."""
+
+    error: str = Field(description="What was wrong.")
+
+
+_INFER_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": V2Error, "description": text} for code, text in {
+        400: "Malformed request, tensor or image.",
+        401: "API_KEY is set and the request has no or a wrong `Authorization: Bearer` key.",
+        404: "Unknown model or version.", 413: "Body over MAX_BODY_BYTES or image over MAX_IMAGE_PIXELS.",
+        415: "An image in an unsupported format.", 503: "Model not ready, or queue full (Retry-After).",
+        504: "Past REQUEST_TIMEOUT_MS."}.items()}
+
+
+@router.post("/models/{name}/infer", summary="Inference", openapi_extra={"requestBody": _INFER_BODY},
+             dependencies=API_KEY_REQUIRED, responses=_INFER_ERRORS)
 @router.post("/models/{name}/versions/{version}/infer", summary="Inference (version)",
-             openapi_extra={"requestBody": _INFER_BODY})
+             openapi_extra={"requestBody": _INFER_BODY}, dependencies=API_KEY_REQUIRED,
+             responses=_INFER_ERRORS)
 async def infer(request: Request, name: str, pipeline: Pipeline, version: str | None = None) -> Response:
     """Run a batch: BYTES images or FP32 ``[N, 3, H, W]`` in, probabilities or top-k strings out."""
     c = _model(name, version, pipeline).classifier
