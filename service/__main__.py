@@ -11,7 +11,6 @@ import argparse
 import logging
 import sys
 
-import uvicorn
 from pydantic import ValidationError
 
 from service.errors import ModelLoadError
@@ -44,12 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         return _prefetch(settings)
 
     from service.app import create_app
+    from service.server import build_server
 
     logging.getLogger("uvicorn.error").addFilter(_StartupFailureFilter())
     app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            lifespan="on", timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
+    server = build_server(app, settings)  # SIGTERM: /readyz 503, SHUTDOWN_DELAY_S, drain, exit 0
     server.run()
     if not server.started:
         if getattr(app.state, "startup_error", None) is None:  # else the lifespan logged it already

@@ -12,7 +12,7 @@ import torch
 from fastapi import Depends, Request
 
 from service.batching import Batcher
-from service.errors import NotReady
+from service.errors import NotReady, Overloaded
 from service.imaging import decode_image
 from service.metrics import Metrics
 from service.model import ImageClassifier
@@ -25,6 +25,11 @@ class InferencePipeline:
     ``start()`` loads and warms the model (blocking work runs in a thread), then starts the batcher;
     ``stop()`` reverses it. Image bytes are decoded and preprocessed per request, before batching, so a
     bad image fails only its own request.
+
+    Admission is bounded before any decoding: when ``MAX_QUEUE`` images already wait for the model or
+    are being decoded, a request is refused at once with ``Overloaded`` (503, ``Retry-After``), so memory
+    stays bounded by about 2 x ``MAX_QUEUE`` images (plus request bodies in flight) under any load.
+    ``draining`` (set on SIGTERM, see ``service.server``) turns readiness to 503 while requests still run.
     """
 
     def __init__(self, settings: Settings, metrics: Metrics,
@@ -33,7 +38,9 @@ class InferencePipeline:
         self.metrics = metrics
         self.classifier = classifier or ImageClassifier(settings)
         self.batcher: Batcher | None = None
+        self.draining = False
         self._decoder: ThreadPoolExecutor | None = None
+        self._decoding = 0  # images admitted and not yet decoded
 
     @property
     def ready(self) -> bool:
@@ -77,9 +84,23 @@ class InferencePipeline:
     async def images(self, blobs: Sequence[bytes]) -> list[torch.Tensor]:
         """Encoded images -> probabilities ``[C]`` each. Raises the decode errors (400/413/415) first."""
         batcher, decoder = self._running()
+        self._admit(batcher, len(blobs))
         loop = asyncio.get_running_loop()
-        tensors = await asyncio.gather(*(loop.run_in_executor(decoder, self._preprocess, b) for b in blobs))
+        self._decoding += len(blobs)
+        try:
+            tensors = await asyncio.gather(*(loop.run_in_executor(decoder, self._preprocess, b)
+                                             for b in blobs))
+        finally:
+            self._decoding -= len(blobs)
         return await batcher.submit(tensors)
+
+    def _admit(self, batcher: Batcher, n: int) -> None:
+        """Raise ``Overloaded`` (503) if ``n`` more images would not fit the queue or the decode backlog."""
+        limit = self.settings.max_queue
+        if batcher.depth + n > limit or self._decoding + n > limit:
+            self.metrics.rejected.labels(reason="queue_full").inc(n)
+            raise Overloaded(f"queue is full ({limit} images waiting, MAX_QUEUE); retry shortly",
+                             headers={"Retry-After": "1"})
 
     async def tensors(self, batch: torch.Tensor) -> list[torch.Tensor]:
         """Preprocessed ``[N, 3, H, W]`` float32 -> probabilities ``[C]`` per row."""

@@ -14,6 +14,7 @@ import base64
 import binascii
 import math
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -176,30 +177,49 @@ def serialize_bytes(items: list[bytes]) -> bytes:
     return b"".join(struct.pack("<I", len(item)) + item for item in items)
 
 
-def build_outputs(probabilities: np.ndarray, labels: list[str], request: InferRequest
-                  ) -> tuple[list[dict[str, Any]], bytes]:
-    """Probabilities ``[N, C]`` -> response ``outputs`` and the binary tail (empty when all JSON)."""
+@dataclass(frozen=True)
+class OutputSpec:
+    """A validated requested output: ``classification`` k (0 = probabilities) and ``binary`` data."""
+
+    name: str
+    classification: int
+    binary: bool
+
+
+def requested_outputs(request: InferRequest) -> list[OutputSpec]:
+    """Validate ``request.outputs`` (before any inference); none listed means all outputs.
+
+    Raises ``BadRequest`` for an unknown output name or a ``classification`` that is not an int >= 1.
+    """
     binary_default = bool((request.parameters or {}).get("binary_data_output", False))
-    wanted = request.outputs or [RequestOutput(name=OUTPUT_NAME)]
-    outputs, tail = [], []
-    for spec in wanted:
+    specs = []
+    for spec in request.outputs or [RequestOutput(name=OUTPUT_NAME)]:
         if spec.name != OUTPUT_NAME:
             raise BadRequest(f"unknown output {spec.name!r}; this model has {OUTPUT_NAME!r}")
         params = spec.parameters or {}
-        binary = bool(params.get("binary_data", binary_default))
-        k = params.get("classification")
-        if k is not None:
-            if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-                raise BadRequest(f"output {spec.name!r}: classification must be an integer >= 1, got {k!r}")
-            strings = classify(probabilities, labels, min(k, probabilities.shape[1]))
-            shape = [probabilities.shape[0], len(strings[0]) if strings else 0]
+        k = params.get("classification", 0)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0 or ("classification" in params and k < 1):
+            raise BadRequest(f"output {spec.name!r}: classification must be an integer >= 1, got {k!r}")
+        specs.append(OutputSpec(spec.name, k, bool(params.get("binary_data", binary_default))))
+    return specs
+
+
+def build_outputs(probabilities: np.ndarray, labels: list[str], specs: list[OutputSpec]
+                  ) -> tuple[list[dict[str, Any]], bytes]:
+    """Probabilities ``[N, C]`` -> response ``outputs`` and the binary tail (empty when all JSON)."""
+    outputs, tail = [], []
+    for spec in specs:
+        if spec.classification:
+            strings = classify(probabilities, labels, min(spec.classification, probabilities.shape[1]))
             flat = [s for row in strings for s in row]
-            out: dict[str, Any] = {"name": spec.name, "datatype": "BYTES", "shape": shape}
-            payload = serialize_bytes([s.encode() for s in flat]) if binary else flat
+            out: dict[str, Any] = {"name": spec.name, "datatype": "BYTES",
+                                   "shape": [probabilities.shape[0], len(strings[0]) if strings else 0]}
+            payload = serialize_bytes([s.encode() for s in flat]) if spec.binary else flat
         else:
             out = {"name": spec.name, "datatype": "FP32", "shape": list(probabilities.shape)}
-            payload = probabilities.astype("<f4").tobytes() if binary else probabilities.ravel().tolist()
-        if binary:
+            payload = (probabilities.astype("<f4").tobytes() if spec.binary
+                       else probabilities.ravel().tolist())
+        if spec.binary:
             out["parameters"] = {"binary_data_size": len(payload)}
             tail.append(payload)
         else:

@@ -26,6 +26,8 @@ async def healthz() -> dict[str, str]:
             responses={503: {"description": "Model not loaded yet, or shutting down."}})
 async def readyz(pipeline: Pipeline) -> dict[str, str]:
     """200 once the model is loaded and warmed up and the batcher runs; 503 before and during shutdown."""
+    if pipeline.draining:
+        raise NotReady("shutting down")
     if not pipeline.ready:
         raise NotReady("model is not loaded yet")
     return {"status": "ready", "model": pipeline.classifier.name, "version": pipeline.classifier.version}

@@ -28,6 +28,7 @@ from service.v2_protocol import (
     decode_bytes_input,
     decode_fp32_input,
     parse_request,
+    requested_outputs,
 )
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
@@ -48,7 +49,9 @@ async def live() -> dict[str, bool]:
 
 @router.get("/health/ready", summary="Server ready", responses={503: {"description": "Not ready."}})
 async def ready(pipeline: Pipeline) -> dict[str, bool]:
-    """200 when the model is loaded and warmed, else 503."""
+    """200 when the model is loaded and warmed, else 503 (also while shutting down)."""
+    if pipeline.draining:
+        raise NotReady("shutting down")
     if not pipeline.ready:
         raise NotReady("model is not loaded yet")
     return {"ready": True}
@@ -125,6 +128,7 @@ async def infer(request: Request, name: str, pipeline: Pipeline, version: str | 
         raise BadRequest(f"expected exactly one input ({IMAGE_INPUT!r} BYTES or {TENSOR_INPUT!r} FP32), "
                          f"got {len(infer_request.inputs)}")
     tensor, raw = infer_request.inputs[0], chunks[0]
+    specs = requested_outputs(infer_request)
     if tensor.datatype == "BYTES":
         images = decode_bytes_input(tensor, raw)
         _check_batch(len(images), pipeline)
@@ -137,7 +141,7 @@ async def infer(request: Request, name: str, pipeline: Pipeline, version: str | 
         raise BadRequest(f"input {tensor.name!r}: unsupported datatype {tensor.datatype!r}; "
                          "use BYTES (encoded images) or FP32 [N, 3, H, W]")
     probabilities = torch.stack(rows).numpy()
-    outputs, tail = build_outputs(probabilities, c.labels, infer_request)
+    outputs, tail = build_outputs(probabilities, c.labels, specs)
     return _response(infer_request, c.name, c.version, outputs, tail)
 
 

@@ -103,7 +103,7 @@ def app_settings(model_files, labels_file) -> Settings:
     """Settings for the shared test app: small TorchScript model, generous batching window."""
     return Settings(model_path=model_files("torchscript"), model_labels=labels_file, model_name="small",
                     model_version="7", max_batch_size=8, max_batch_delay_ms=20, torch_threads=2,
-                    decode_threads=2, max_body_bytes=2_000_000, max_image_pixels=4_000_000)
+                    decode_threads=2, max_body_bytes=4_000_000, max_image_pixels=4_000_000)
 
 
 @pytest.fixture(scope="session")

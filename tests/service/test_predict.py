@@ -105,7 +105,7 @@ def test_decompression_bomb_is_413(client, jpeg):
 
 
 def test_body_over_the_limit_by_content_length_is_413(client, jpeg):
-    big = b"\xff" * 2_100_000  # limit 2_000_000
+    big = b"\xff" * 4_100_000  # limit 4_000_000
     response = client.post("/predict", content=big, headers={"Content-Type": "image/jpeg"})
     assert response.status_code == 413
     assert "MAX_BODY_BYTES" in response.json()["detail"]
@@ -116,7 +116,7 @@ def test_body_over_the_limit_by_content_length_is_413(client, jpeg):
 
 def test_chunked_body_over_the_limit_is_413(client, jpeg):
     def chunks():
-        for _ in range(40):  # 40 x 64 KiB = 2.6 MB, no Content-Length
+        for _ in range(70):  # 70 x 64 KiB = 4.6 MB, no Content-Length
             yield b"\0" * 65536
 
     response = client.post("/predict", content=chunks(), headers={"Content-Type": "image/jpeg"})
@@ -125,12 +125,12 @@ def test_chunked_body_over_the_limit_is_413(client, jpeg):
 
 
 def test_real_server_counts_a_chunked_body_while_it_streams(live_server):
-    # Send 2.5 MB of an unterminated chunked body: the 413 must come before the body ends.
+    # Send 4.6 MB of an unterminated chunked body: the 413 must come before the body ends.
     chunk = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536)
     with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
-        for _ in range(40):
+        for _ in range(70):
             sock.sendall(chunk)
         head = sock.recv(65536).decode(errors="replace")
     assert head.startswith("HTTP/1.1 413"), head

@@ -1,0 +1,68 @@
+"""A tiny deterministic classifier that tests can slow down or hold, injected with
+``create_app(settings, classifier=TinyClassifier(settings))``."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import torch
+
+from service.loaders import LoadedModel
+from service.model import ImageClassifier
+from service.settings import Settings
+
+LABELS = ["red", "green", "blue", "dark"]
+
+
+def tiny_settings(**overrides) -> Settings:
+    """Settings for a ``TinyClassifier`` app: 32 px input, small queue and threads."""
+    options = {"model_name": "tiny", "model_version": "1", "resize_size": 32, "crop_size": 32,
+               "max_batch_size": 4, "max_batch_delay_ms": 2, "max_queue": 16, "torch_threads": 1,
+               "decode_threads": 1, "max_body_bytes": 1_000_000, "max_image_pixels": 1_000_000}
+    return Settings(**(options | overrides))
+
+
+def solid(rgb: tuple[int, int, int], side: int = 40) -> np.ndarray:
+    """A uint8 ``[side, side, 3]`` image of one colour."""
+    return np.full((side, side, 3), rgb, dtype=np.uint8)
+
+
+class TinyClassifier(ImageClassifier):
+    """4 classes from the mean colour: red, green, blue, dark (logits ``10 * [r, g, b, -(r + g + b)]``).
+
+    ``gate`` (cleared by a test) holds every forward pass, ``decode_gate`` every preprocess; ``delay_s``
+    sleeps in each forward pass. ``batches`` records the batch sizes seen.
+    """
+
+    def __init__(self, settings: Settings, labels: list[str] | None = None, delay_s: float = 0.0) -> None:
+        super().__init__(settings)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.decode_gate = threading.Event()
+        self.decode_gate.set()
+        self.delay_s = delay_s
+        self.batches: list[int] = []
+        self._labels = labels or LABELS
+
+    def load(self) -> None:
+        linear = torch.nn.Linear(3, 4, bias=False)
+        with torch.no_grad():
+            linear.weight.copy_(10 * torch.tensor([[1., 0, 0], [0, 1, 0], [0, 0, 1], [-1, -1, -1]]))
+        self.module = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), linear).eval()
+        self.source_format = "state_dict"
+        self._configure_preprocessing(LoadedModel(self.module, "state_dict"))
+        self.labels = list(self._labels)
+        self.ready = True
+
+    def preprocess(self, image):
+        assert self.decode_gate.wait(30), "decode gate never opened"
+        return super().preprocess(image)
+
+    def predict(self, batch: torch.Tensor) -> torch.Tensor:
+        assert self.gate.wait(30), "gate never opened"
+        self.batches.append(batch.shape[0])
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return super().predict(batch)
