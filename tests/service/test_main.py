@@ -1,0 +1,98 @@
+"""``python -m service`` as a real process: serves, and fails start-up with one clear line."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "service"], cwd=ROOT, env=os.environ | env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "error" in line.lower()]
+
+
+def test_invalid_setting_fails_with_one_line_naming_it():
+    result = _run({"MAX_BATCH_SIZE": "zero", "PORT": "1"})
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "MAX_BATCH_SIZE" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"MODEL_PATH": "/nonexistent/model.pt"}, "MODEL_PATH=/nonexistent/model.pt: no such file"),
+    ({"MODEL_LABELS": "/nonexistent/labels.txt"}, "MODEL_LABELS=/nonexistent/labels.txt: no such file"),
+])
+def test_model_load_failure_stops_start_up_with_one_clear_line(model_files, env, needle):
+    result = _run({"MODEL_PATH": str(model_files("torchscript")), "HOST": "127.0.0.1",
+                   "PORT": str(_free_port())} | env)
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr, result.stderr
+    matching = [line for line in result.stderr.splitlines() if needle in line]
+    assert len(matching) == 1, result.stderr
+
+
+def test_label_mismatch_stops_start_up(model_files, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n")
+    result = _run({"MODEL_PATH": str(model_files("torchscript")), "MODEL_LABELS": str(labels),
+                   "PORT": str(_free_port()), "HOST": "127.0.0.1"})
+    assert result.returncode == 3
+    assert "has 2 labels but the model outputs 1000 classes" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serves_a_model_file_until_sigterm(model_files, labels_file, jpeg):
+    port = _free_port()
+    env = os.environ | {"MODEL_PATH": str(model_files("export")), "MODEL_LABELS": str(labels_file),
+                        "HOST": "127.0.0.1", "PORT": str(port), "TORCH_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "not ready within 120 s"
+            time.sleep(0.2)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        boundary = "----test"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cat.jpg\"\r\n"
+                f"Content-Type: image/jpeg\r\n\r\n").encode() + jpeg + f"\r\n--{boundary}--\r\n".encode()
+        conn.request("POST", "/predict", body=body,
+                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        response = conn.getresponse()
+        result = json.loads(response.read())
+        assert response.status == 200
+        assert result["model"] == "small-export" and len(result["predictions"]) == 5
+    finally:
+        process.send_signal(signal.SIGTERM)  # what Kubernetes sends
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "model small-export v1 ready" in output
