@@ -9,6 +9,8 @@ const dropText = document.getElementById("drop-text");
 const topK = document.getElementById("top-k");
 const statusLine = document.getElementById("status");
 const list = document.getElementById("predictions");
+const apiKeyRow = document.getElementById("api-key-row");
+const apiKey = document.getElementById("api-key");
 let currentFile = null;
 
 function setStatus(text, isError) {
@@ -46,8 +48,18 @@ async function classify(file) {
   setStatus("Classifying…");
   list.replaceChildren();
   try {
-    const response = await fetch("/predict?top_k=" + encodeURIComponent(topK.value), { method: "POST", body });
+    // The key (only if the server sets API_KEY) stays in this page's memory: never stored, never in URLs.
+    const headers = apiKey.value ? { Authorization: "Bearer " + apiKey.value } : {};
+    const response = await fetch("/predict?top_k=" + encodeURIComponent(topK.value),
+                                 { method: "POST", body, headers });
     const data = await response.json().catch(() => ({}));
+    if (response.status === 401) {
+      apiKeyRow.hidden = false;
+      apiKey.focus();
+      setStatus((apiKey.value ? "Wrong API key" : "This server needs an API key") +
+                ": enter it below (it is sent as Authorization: Bearer).", true);
+      return;
+    }
     if (!response.ok) {
       setStatus("Error " + response.status + ": " + (data.detail || data.error || response.statusText), true);
       return;
@@ -70,6 +82,7 @@ function choose(file) {
 
 fileInput.addEventListener("change", () => choose(fileInput.files[0]));
 topK.addEventListener("change", () => currentFile && classify(currentFile));
+apiKey.addEventListener("change", () => currentFile && classify(currentFile));
 for (const type of ["dragenter", "dragover"]) {
   dropZone.addEventListener(type, (event) => { event.preventDefault(); dropZone.classList.add("dragging"); });
 }
