@@ -118,7 +118,9 @@ def describe_error(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
         name = str(item["loc"][0]).upper() if item["loc"] else "settings"
-        parts.append(f"{name}={item.get('input')!r}: {item['msg']}")
+        secret = any(word in name for word in ("KEY", "SECRET", "TOKEN", "PASSWORD"))
+        shown = "<hidden>" if secret else repr(item.get("input"))  # never echo a secret into logs
+        parts.append(f"{name}={shown}: {item['msg']}")
     return "invalid setting " + "; ".join(parts)
 
 

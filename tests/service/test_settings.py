@@ -62,3 +62,15 @@ def test_invalid_values_name_the_variable(monkeypatch, name, value):
     message = describe_error(info.value)
     assert message.startswith(f"invalid setting {name}=")
     assert "\n" not in message
+
+
+def test_a_secret_is_never_echoed(monkeypatch):
+    from pydantic import BaseModel, SecretStr
+
+    class WithKey(BaseModel):
+        api_key: SecretStr
+
+    with pytest.raises(ValidationError) as info:
+        WithKey(api_key=12345)  # not a string
+    message = describe_error(info.value)
+    assert "API_KEY=<hidden>" in message and "12345" not in message
