@@ -96,3 +96,20 @@ def test_serves_a_model_file_until_sigterm(model_files, labels_file, jpeg):
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     assert "model small-export v1 ready" in output
+
+
+def _prefetch(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "service", "--prefetch"], cwd=ROOT, capture_output=True,
+                          text=True, env=os.environ | env, timeout=120)
+
+
+def test_prefetch_checks_the_model_and_exits(model_files):
+    # The Dockerfile's build step: `python -m service --prefetch` loads the configured model, no server.
+    state_dict = str(model_files("state_dict"))
+    ok = _prefetch({"MODEL_PATH": state_dict, "MODEL_ARCH": "mobilenet_v3_small"})
+    assert ok.returncode == 0, ok.stderr
+    assert "model available" in ok.stderr
+    bad = _prefetch({"MODEL_PATH": state_dict, "MODEL_ARCH": "resnet18"})
+    assert bad.returncode == 3
+    assert bad.stderr.strip().startswith("error: MODEL_PATH=")
+    assert "does not fit MODEL_ARCH=resnet18" in bad.stderr and "Traceback" not in bad.stderr
