@@ -42,6 +42,8 @@ def decode_image(data: bytes, max_pixels: int, min_side: int | None = None) -> I
             raise UnsupportedMediaType(
                 f"not a supported image: expected one of {', '.join(FORMATS)}") from None
         raise PayloadTooLarge(f"image is over the {max_pixels}-pixel limit (MAX_IMAGE_PIXELS)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a known format, cut short in its header
+        raise BadRequest(f"corrupt or truncated image: {exc}") from None
     width, height = image.size
     if width * height > max_pixels:
         raise PayloadTooLarge(

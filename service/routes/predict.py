@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
@@ -35,7 +37,8 @@ class ErrorOut(BaseModel):
     """Error body of the non-V2 routes."""
 
     error: str = Field(description="Short machine-readable reason, e.g. payload_too_large.")
-    detail: str = Field(description="What was wrong.")
+    detail: str | list[dict[str, Any]] = Field(
+        description="What was wrong: a message, or FastAPI's list of validation errors (422).")
 
 
 _BODY_SCHEMA = {
@@ -56,6 +59,7 @@ _BODY_SCHEMA = {
         401: "API_KEY is set and the request has no or a wrong `Authorization: Bearer` key.",
         413: "Body over MAX_BODY_BYTES or image over MAX_IMAGE_PIXELS.",
         415: "Not an image in a supported format (JPEG, PNG, WebP, GIF, BMP).",
+        422: "Invalid query parameter, e.g. top_k outside 1..number of classes.",
         503: "Model not ready, or queue full (Retry-After).", 504: "Past REQUEST_TIMEOUT_MS."}.items()},
 )
 async def predict(

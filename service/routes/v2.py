@@ -35,6 +35,16 @@ router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
 EXTENSIONS = ["classification", "binary_tensor_data"]
 
 
+class V2Error(BaseModel):
+    """Open Inference Protocol error body."""
+
+    error: str = Field(description="What was wrong.")
+
+
+_NOT_FOUND = {404: {"model": V2Error, "description": "Unknown model or version."}}
+_NOT_READY = {503: {"model": V2Error, "description": "Not ready (loading, or shutting down)."}}
+
+
 @router.get("", summary="Server metadata")
 async def server_metadata() -> dict[str, Any]:
     """Server name, version and the protocol extensions offered."""
@@ -47,7 +57,7 @@ async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/health/ready", summary="Server ready", responses={503: {"description": "Not ready."}})
+@router.get("/health/ready", summary="Server ready", responses=_NOT_READY)
 async def ready(pipeline: Pipeline) -> dict[str, bool]:
     """200 when the model is loaded and warmed, else 503 (also while shutting down)."""
     if pipeline.draining:
@@ -66,8 +76,8 @@ def _model(name: str, version: str | None, pipeline: InferencePipeline) -> Infer
     return pipeline
 
 
-@router.get("/models/{name}", summary="Model metadata")
-@router.get("/models/{name}/versions/{version}", summary="Model metadata (version)")
+@router.get("/models/{name}", summary="Model metadata", responses=_NOT_FOUND)
+@router.get("/models/{name}/versions/{version}", summary="Model metadata (version)", responses=_NOT_FOUND)
 async def model_metadata(name: str, pipeline: Pipeline, version: str | None = None) -> dict[str, Any]:
     """Inputs and outputs with ``-1`` for the batch dimension; 404 for an unknown model or version."""
     c = _model(name, version, pipeline).classifier
@@ -80,8 +90,9 @@ async def model_metadata(name: str, pipeline: Pipeline, version: str | None = No
     }
 
 
-@router.get("/models/{name}/ready", summary="Model ready")
-@router.get("/models/{name}/versions/{version}/ready", summary="Model ready (version)")
+@router.get("/models/{name}/ready", summary="Model ready", responses=_NOT_FOUND | _NOT_READY)
+@router.get("/models/{name}/versions/{version}/ready", summary="Model ready (version)",
+            responses=_NOT_FOUND | _NOT_READY)
 async def model_ready(name: str, pipeline: Pipeline, version: str | None = None) -> dict[str, Any]:
     """200 when this model is ready, 503 when not yet, 404 when unknown."""
     _model(name, version, pipeline)
@@ -95,12 +106,6 @@ _INFER_BODY = {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary",
                                             "description": "Binary tensor extension: JSON header of "
                                             "Inference-Header-Content-Length bytes, then tensors."}}}}
-
-
-class V2Error(BaseModel):
-    """Open Inference Protocol error body."""
-
-    error: str = Field(description="What was wrong.")
 
 
 _INFER_ERRORS: dict[int | str, dict[str, Any]] = {
