@@ -153,5 +153,5 @@ def live_server(app_settings) -> Iterator[ServerThread]:
 def pytest_configure(config) -> None:
     # torch deprecates TorchScript/quantized tensor APIs loudly; the tests use them on purpose.
     for line in ("ignore::FutureWarning:torch.*", "ignore::UserWarning:torch.*",
-                 "ignore:Using `httpx` with `starlette.testclient`"):
+                 "ignore::torch.jit.TracerWarning", "ignore:Using `httpx` with `starlette.testclient`"):
         config.addinivalue_line("filterwarnings", line)
