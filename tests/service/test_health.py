@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
+from service.errors import ModelLoadError
+from service.settings import Settings
 from tests.service.conftest import TestClient
 
 
@@ -102,3 +105,11 @@ def test_container_healthcheck_module(live_server):
     closed = subprocess.run(command, env={"PORT": "1"}, capture_output=True, text=True, timeout=60)
     assert closed.returncode == 1
     assert "unhealthy" in closed.stderr
+
+
+def test_creating_the_app_loads_nothing_the_lifespan_does(tmp_path):
+    app = create_app(Settings(model_path=tmp_path / "missing.pt"))  # no error yet: nothing is loaded
+    assert TestClient(app).get("/readyz").status_code == 503
+    with pytest.raises(ModelLoadError, match="no such file"), TestClient(app):
+        pass
+    assert isinstance(app.state.startup_error, ModelLoadError)
