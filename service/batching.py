@@ -48,6 +48,7 @@ class Batcher:
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._running: list[_Item] = []  # the batch in the model now
 
     @property
     def depth(self) -> int:
@@ -62,16 +63,18 @@ class Batcher:
 
     async def stop(self) -> None:
         """Stop collecting; pending items fail with ``NotReady`` (503)."""
+        pending = list(self._running)  # snapshot: cancelling the collector clears it
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         while self._queue and not self._queue.empty():
-            item = self._queue.get_nowait()
+            pending.append(self._queue.get_nowait())
+        for item in pending:
             if not item.future.done():
                 item.future.set_exception(NotReady("server is shutting down"))
-        if self._executor:
-            self._executor.shutdown(wait=True)
+        if self._executor:  # wait for a forward pass in progress without blocking the event loop
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
         self._task = self._executor = None
 
     async def submit(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -112,10 +115,13 @@ class Batcher:
             self._observe_depth()
             if not batch:
                 continue
+            self._running = batch
             try:
                 await self._run_batch(loop, batch)
             except Exception:  # never let one batch kill the collector
                 logger.exception("batch of %d failed", len(batch))
+            finally:
+                self._running = []
 
     async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Item]:
         batch = [await self._queue.get()]

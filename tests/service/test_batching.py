@@ -178,3 +178,27 @@ def test_metrics_record_batch_sizes_and_rejections():
     assert value("inference_batch_size_count") == len(model.sizes)
     assert value("inference_batch_size_sum") == 8
     assert value("inference_duration_seconds_count") == len(model.sizes)
+
+
+def test_stop_fails_the_running_and_queued_items_at_once():
+    model = EchoModel()
+    model.gate.clear()  # the first batch hangs in the model
+
+    async def run():
+        batcher = Batcher(model, max_batch_size=1, max_batch_delay_ms=0, max_queue=8,
+                          request_timeout_ms=30_000)
+        await batcher.start()
+        running = asyncio.ensure_future(batcher.submit([image(1)]))
+        await asyncio.sleep(0.1)
+        queued = asyncio.ensure_future(batcher.submit([image(2)]))
+        await asyncio.sleep(0.01)
+        stopping = asyncio.ensure_future(batcher.stop())
+        results = await asyncio.wait_for(asyncio.gather(running, queued, return_exceptions=True), 5)
+        model.gate.set()  # let the inference thread finish so stop() can join it
+        await stopping
+        return results
+
+    started = time.monotonic()
+    results = asyncio.run(run())
+    assert all(isinstance(r, NotReady) for r in results), results
+    assert time.monotonic() - started < 5  # not the 30 s request timeout
