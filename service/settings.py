@@ -50,13 +50,17 @@ class Settings(BaseSettings):
     norm_std: Triple = IMAGENET_STD
     max_batch_size: int = Field(16, ge=1, le=1024, description="Images per forward pass, at most.")
     max_batch_delay_ms: float = Field(5.0, ge=0, le=10_000, description="Wait for a batch to fill (ms).")
-    max_queue: int = Field(256, ge=1, description="Images waiting for the model before 503.")
+    max_queue: int = Field(256, ge=1, description="Images waiting for the model (and, apart, for decoding) "
+                           "before 503 + Retry-After.")
     request_timeout_ms: float = Field(30_000, gt=0, description="Queue + inference deadline (ms) -> 504.")
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Request body limit (bytes) -> 413.")
     max_image_pixels: int = Field(50_000_000, ge=1, description="Decoded width x height limit -> 413.")
     torch_threads: int = Field(default_factory=available_cpus, ge=1, description="Intra-op threads.")
     decode_threads: int = Field(default_factory=lambda: min(4, available_cpus()), ge=1,
                                 description="Threads decoding and preprocessing images.")
+    model_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="Weights/activations dtype; bfloat16 runs on AMX / AVX-512 BF16 CPUs.")
+    channels_last: bool = Field(True, description="Run the model in channels_last memory format.")
     api_key: SecretStr | None = Field(None, description="If set, /predict and V2 infer need "
                                       "`Authorization: Bearer <key>` (401 otherwise).")
     cors_origins: Annotated[list[str], NoDecode] = Field(
