@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,13 @@ _MEMORY_FACTOR = {
     "Gi": 2**30,
     "Ti": 2**40,
 }
+
+
+#: Seconds the pod's preStop hook sleeps so endpoints and the Azure load balancer stop routing to it
+#: before SIGTERM (Kubernetes "Pod termination" docs: endpoint removal races the signal).
+PRE_STOP_SLEEP_S = 5
+#: Seconds the service needs after its last request drains (uvicorn shutdown, interpreter exit).
+DRAIN_MARGIN_S = 5
 
 
 class ConfigError(ValueError):
@@ -280,6 +288,15 @@ def _workload_settings(r: _Reader) -> WorkloadSettings:
             f"[{r.key('minReplicas')}, {r.key('maxReplicas')}] = [{min_replicas}, {max_replicas}]"
         )
     cpu_request, cpu_limit, memory_request, memory_limit = _resources(r)
+    request_timeout_ms = r.int("requestTimeoutMs", 10_000, minimum=1, maximum=600_000)
+    termination_grace_s = r.int("terminationGracePeriodSeconds", 45, minimum=10, maximum=600)
+    drain_s = PRE_STOP_SLEEP_S + math.ceil(request_timeout_ms / 1000) + DRAIN_MARGIN_S
+    if termination_grace_s < drain_s:
+        raise ConfigError(
+            f"{r.key('terminationGracePeriodSeconds')} ({termination_grace_s}) must be >= {drain_s}: "
+            f"preStop {PRE_STOP_SLEEP_S} s + {r.key('requestTimeoutMs')} ({request_timeout_ms} ms) + "
+            f"{DRAIN_MARGIN_S} s, or Kubernetes kills the pod while requests are still draining"
+        )
     return WorkloadSettings(
         app_name=r.match("appName", "classifier", _DNS_LABEL, "DNS label (RFC 1123)"),
         namespace=r.match("namespace", "classifier", _DNS_LABEL, "namespace name (RFC 1123 label)"),
@@ -298,8 +315,8 @@ def _workload_settings(r: _Reader) -> WorkloadSettings:
         max_batch_size=r.int("maxBatchSize", 8, minimum=1, maximum=1024),
         max_batch_delay_ms=r.int("maxBatchDelayMs", 10, minimum=0, maximum=10_000),
         max_queue=r.int("maxQueue", 64, minimum=1, maximum=100_000),
-        request_timeout_ms=r.int("requestTimeoutMs", 10_000, minimum=1, maximum=600_000),
-        termination_grace_s=r.int("terminationGracePeriodSeconds", 45, minimum=10, maximum=600),
+        request_timeout_ms=request_timeout_ms,
+        termination_grace_s=termination_grace_s,
         allowed_source_ranges=_source_ranges(r),
     )
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks.config import WorkloadSettings
+from stacks.config import PRE_STOP_SLEEP_S, WorkloadSettings
 
 CONTAINER_PORT = 8080
 RUN_AS_UID = 10001  # the non-root user of service/Dockerfile
 STARTUP_PERIOD_S = 5
 STARTUP_FAILURES = 36  # 36 x 5 s = 180 s for model load + warm-up before liveness takes over
-PRE_STOP_SLEEP_S = 5  # endpoints and the Azure LB stop routing to the pod before SIGTERM
 
 
 def service_env(s: WorkloadSettings) -> list[k8s.core.v1.EnvVarArgs]:

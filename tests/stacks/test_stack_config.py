@@ -47,6 +47,11 @@ def load(**values):
         ({"upgradeChannel": "weekly"}, "aks-image-classifier:upgradeChannel", "patch"),
         ({"targetCpuUtilization": "150"}, "aks-image-classifier:targetCpuUtilization", "<= 100"),
         ({"azure-native:location": ""}, "azure-native:location", "must be set"),
+        (
+            {"requestTimeoutMs": "60000", "terminationGracePeriodSeconds": "45"},
+            "aks-image-classifier:terminationGracePeriodSeconds",
+            ">= 70",
+        ),
     ],
 )
 def test_invalid_value_names_the_key(values, key, words):
