@@ -28,17 +28,17 @@ DEFAULTS = {
 }
 
 
-def _service_default(name: str, fallback: int) -> int:
+def _service_default(name: str, fallback: float) -> float:
     """The service's setting ``name`` as the benchmarked server will see it: the environment variable
     (upper-case name), else ``service.settings.Settings``' default, else ``fallback``."""
     value = os.environ.get(name.upper())
     if value:
-        return int(float(value))
+        return float(value) if "." in value else int(value)
     try:
         from service.settings import Settings
 
         default = Settings.model_fields[name].get_default(call_default_factory=True)
-        return int(default) if default is not None else fallback
+        return default if default is not None else fallback
     except (ImportError, KeyError, TypeError, ValueError):
         return fallback
 
@@ -56,21 +56,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--model-seconds", type=float, help="seconds per batch size for the model alone (default 3)"
     )
     p.add_argument(
-        "--batch-size", type=int, default=_service_default("max_batch_size", 16),
-        help="the service's MAX_BATCH_SIZE (model alone: powers of two up to it; TorchServe's batchSize)",
+        "--batch-size", type=int,
+        help="MAX_BATCH_SIZE for the service, TorchServe's batchSize and the model alone's largest batch "
+        "(default: the service's setting)",
     )  # fmt: skip
     p.add_argument(
-        "--batch-delay-ms", type=int, default=_service_default("max_batch_delay_ms", 5),
-        help="the service's MAX_BATCH_DELAY_MS (TorchServe's maxBatchDelay)",
+        "--batch-delay-ms", type=float,
+        help="MAX_BATCH_DELAY_MS for the service and TorchServe's maxBatchDelay (default: the service's)",
     )  # fmt: skip
     p.add_argument(
-        "--threads", type=int, default=_service_default("torch_threads", len(os.sched_getaffinity(0))),
-        help="intra-op threads for the model alone (the service's TORCH_THREADS; default: all CPUs)",
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a service setting for this run, e.g. --set MODEL_DTYPE=bfloat16 (the service and the "
+        "model alone both read it); repeatable",
     )  # fmt: skip
-    p.add_argument(
-        "--dtype", default=os.environ.get("MODEL_DTYPE", "float32"), choices=("float32", "bfloat16")
-    )
-    p.add_argument("--channels-last", action="store_true", help="model alone in channels_last memory format")
     p.add_argument("--skip-torchserve", action="store_true", help="leave TorchServe out (its row says so)")
     p.add_argument("--torchserve-workers", type=int, default=1, help="TorchServe backend workers (default 1)")
     p.add_argument("--service-module", default="service", help="module run as `python -m <module>`")
@@ -83,6 +81,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key, pair in DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, pair[mode])
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--set expects KEY=VALUE, got {item!r}")
+        os.environ[key.upper()] = value
+    if args.batch_size is not None:
+        os.environ["MAX_BATCH_SIZE"] = str(args.batch_size)
+    if args.batch_delay_ms is not None:
+        os.environ["MAX_BATCH_DELAY_MS"] = str(args.batch_delay_ms)
+    args.batch_size = int(_service_default("max_batch_size", 16))
+    args.batch_delay_ms = _service_default("max_batch_delay_ms", 5)
     if args.batch_size < 1 or any(level < 1 for level in args.levels):
         p.error("--batch-size and --levels must be >= 1")
     return args
@@ -102,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         model_file=model_file, labels_file=labels_file, photos=photos, levels=args.levels,
         duration_s=args.duration, warmup_s=args.warmup, server_warmup_s=args.server_warmup,
         model_seconds_per_batch=args.model_seconds,
-        threads=args.threads, batch_size=args.batch_size, delay_ms=args.batch_delay_ms, dtype=args.dtype,
-        channels_last=args.channels_last, service_module=args.service_module, upload=args.upload,
+        batch_size=args.batch_size, delay_ms=args.batch_delay_ms, service_module=args.service_module,
+        upload=args.upload,
         skip_torchserve=args.skip_torchserve, torchserve_workers=args.torchserve_workers,
     )  # fmt: skip
     meta = {
@@ -119,11 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     meta["wall_s"] = round(time.time() - started, 1)
     document = {"meta": meta, **results, "summary": summary}
     path = report.write_json(document, args.out, RESULTS)
-    hw = meta["hardware"]
-    print(
-        f"\n{meta['arch'] or model_file.name}: {hw['cpu']}, {hw['cpus']} CPUs, "
-        f"batch <= {args.batch_size}, delay {args.batch_delay_ms} ms, {args.threads} threads\n"
-    )
+    hw, alone = meta["hardware"], results["model_alone"]
+    model = meta["arch"] or model_file.name
+    knobs = [
+        f"batch <= {args.batch_size}",
+        f"delay {args.batch_delay_ms} ms",
+        f"{alone.get('threads')} threads",
+        str(alone.get("dtype")),
+        f"channels_last={alone.get('channels_last')}",
+    ]
+    print(f"\n{model} on {hw['cpu']}, {hw['cpus']} CPUs (load {hw['load_avg_1m_at_start']} at start)")
+    print(", ".join(knobs) + "\n")
     print(report.table(results))
     print()
     print(report.verdicts(summary))

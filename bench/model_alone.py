@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -23,8 +24,13 @@ class BatchTiming:
 
 @dataclass
 class ModelAloneResult:
-    """The model alone: per-batch-size timings, the ceiling (best img/s) and the single-image time (ms)."""
+    """The model alone: per-batch-size timings, the ceiling (best img/s) and the single-image time (ms).
 
+    ``loader`` says how the model was loaded: ``service`` (the service's own ``ImageClassifier`` with
+    the same settings, so channels_last / dtype / threads match the server) or ``torchscript``.
+    """
+
+    loader: str
     threads: int
     dtype: str
     channels_last: bool
@@ -56,67 +62,95 @@ def photo_tensor(photos: list[Path], size: int = 224):
     return torch.stack([recipe(Image.open(p).convert("RGB")) for p in photos])
 
 
+class _Prepared:
+    """A callable ``[N, 3, H, W] float32 -> output`` plus the settings it runs with."""
+
+    def __init__(self, call, loader: str, threads: int, dtype: str, channels_last: bool) -> None:
+        self.call, self.loader, self.threads = call, loader, threads
+        self.dtype, self.channels_last = dtype, channels_last
+
+
+def prepare(model_file: Path, labels_file: Path | None) -> _Prepared:
+    """Load ``model_file`` the way the service does, with the service's settings from the environment.
+
+    Uses ``service.model.ImageClassifier.predict`` (the call the batcher makes: channels_last, dtype,
+    softmax included) when the ``service`` package imports; else plain ``torch.jit.load`` at all CPUs.
+    """
+    import torch
+
+    try:
+        from service.model import ImageClassifier
+        from service.settings import Settings
+    except ImportError:
+        model = torch.jit.load(str(model_file), map_location="cpu").eval()
+        threads = len(os.sched_getaffinity(0))
+        return _Prepared(model, "torchscript", threads, "float32", False)
+    settings = Settings(model_path=model_file, model_labels=labels_file)
+    torch.set_num_threads(settings.torch_threads)  # as service.pipeline does before loading
+    classifier = ImageClassifier(settings)
+    classifier.load()
+    return _Prepared(
+        classifier.predict,
+        "service",
+        settings.torch_threads,
+        settings.model_dtype,
+        classifier.memory_format is torch.channels_last,
+    )
+
+
 def measure(
     model_file: Path,
+    labels_file: Path | None,
     photos: list[Path],
     batch_sizes: list[int],
     seconds_per_batch: float,
-    threads: int,
-    dtype: str = "float32",
-    channels_last: bool = False,
 ) -> ModelAloneResult:
-    """Time ``model_file`` (TorchScript) on real photos at each of ``batch_sizes``.
+    """Time ``model_file`` on real photos at each of ``batch_sizes``, loaded as ``prepare`` says.
 
     Each batch size is warmed up with 2 calls, then called in a loop for ``seconds_per_batch`` seconds
     (at least 3 calls) under ``torch.inference_mode``; ``ms_per_batch`` is the median call time and
     ``img_per_s = batch_size / median seconds`` (the median shrugs off a neighbour's burst of CPU).
-    ``threads`` sets ``torch.set_num_threads`` (the service's intra-op threads) for the duration and
-    restores it after. ``dtype`` ``bfloat16`` runs
-    under CPU autocast, ``channels_last`` converts model and input memory format, as the service's
-    settings of the same names do. Raises ``ValueError`` for an empty ``batch_sizes``.
+    torch's intra-op thread count is restored afterwards. Raises ``ValueError`` for an empty
+    ``batch_sizes``.
     """
     import torch
 
     if not batch_sizes:
         raise ValueError("batch_sizes is empty")
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
-        model = torch.jit.load(str(model_file), map_location="cpu").eval()
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        if channels_last:
-            model = model.to(memory_format=memory_format)
+        model = prepare(model_file, labels_file)
+        torch.set_num_threads(model.threads)
         images = photo_tensor(photos)
         timings = []
         for batch_size in sorted(set(batch_sizes)):
             index = torch.arange(batch_size) % images.shape[0]
-            batch = images[index].contiguous(memory_format=memory_format)
-            timings.append(_time_batch(model, batch, seconds_per_batch, dtype))
+            timings.append(_time_batch(model.call, images[index].contiguous(), seconds_per_batch))
     finally:
         torch.set_num_threads(previous_threads)
     single = next(t for t in timings if t.batch_size == min(batch_sizes))
     return ModelAloneResult(
-        threads=threads,
-        dtype=dtype,
-        channels_last=channels_last,
+        loader=model.loader,
+        threads=model.threads,
+        dtype=model.dtype,
+        channels_last=model.channels_last,
         batches=timings,
         ceiling_img_per_s=max(t.img_per_s for t in timings),
         single_image_ms=single.ms_per_batch / single.batch_size,
     )
 
 
-def _time_batch(model, batch, seconds: float, dtype: str) -> BatchTiming:
+def _time_batch(call, batch, seconds: float) -> BatchTiming:
     import torch
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode():
         for _ in range(2):
-            model(batch)
+            call(batch)
         durations = []
         start = time.perf_counter()
         while len(durations) < 3 or time.perf_counter() - start < seconds:
             t0 = time.perf_counter()
-            model(batch)
+            call(batch)
             durations.append(time.perf_counter() - t0)
     n = batch.shape[0]
     return BatchTiming(

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -33,13 +33,9 @@ class RunConfig:
     warmup_s: float
     server_warmup_s: float
     model_seconds_per_batch: float
-    threads: int
     batch_size: int
-    delay_ms: int
-    dtype: str = "float32"
-    channels_last: bool = False
+    delay_ms: float
     service_module: str = "service"
-    service_env: dict[str, str] = field(default_factory=dict)
     upload: str = "raw"
     skip_torchserve: bool = False
     torchserve_workers: int = 1
@@ -92,9 +88,10 @@ def run_load(base_url: str, path: str, config: RunConfig, workdir: Path, name: s
 def bench_service(config: RunConfig, workdir: Path) -> dict:
     """This service over HTTP: ``{"levels": [...], "rss_mib", "startup_s"}`` or ``{"error": why}``."""
     try:
-        with run_service(
-            config.service_module, config.model_file, config.labels_file, workdir, config.service_env
-        ) as (base, proc):
+        with run_service(config.service_module, config.model_file, config.labels_file, workdir) as (
+            base,
+            proc,
+        ):
             levels = run_load(base, "/predict", config, workdir, "service", "predictions")
             return {
                 "levels": levels,
@@ -116,7 +113,7 @@ def bench_torchserve(config: RunConfig, workdir: Path) -> dict:
     try:
         with run_torchserve(
             config.model_file, config.labels_file, workdir / "torchserve", config.photos[0].read_bytes(),
-            workers=config.torchserve_workers, batch_size=config.batch_size, delay_ms=config.delay_ms,
+            workers=config.torchserve_workers, batch_size=config.batch_size, delay_ms=round(config.delay_ms),
         ) as (url, proc):  # fmt: skip
             base, path = url.split("/predictions/", 1)
             levels = run_load(base, f"/predictions/{path}", config, workdir, "torchserve", "")
@@ -131,8 +128,8 @@ def run(config: RunConfig) -> dict:
     results: dict = {}
     try:
         results["model_alone"] = model_alone.measure(
-            config.model_file, config.photos, batch_sizes_up_to(config.batch_size),
-            config.model_seconds_per_batch, config.threads, config.dtype, config.channels_last,
+            config.model_file, config.labels_file, config.photos, batch_sizes_up_to(config.batch_size),
+            config.model_seconds_per_batch,
         ).to_dict()  # fmt: skip
     except Exception as error:
         results["model_alone"] = {"error": "".join(traceback.format_exception_only(error)).strip()}
