@@ -37,6 +37,7 @@ class ModelAloneResult:
     batches: list[BatchTiming]
     ceiling_img_per_s: float
     single_image_ms: float
+    top1_agreement_vs_float32: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,9 +66,10 @@ def photo_tensor(photos: list[Path], size: int = 224):
 class _Prepared:
     """A callable ``[N, 3, H, W] float32 -> output`` plus the settings it runs with."""
 
-    def __init__(self, call, loader: str, threads: int, dtype: str, channels_last: bool) -> None:
+    def __init__(self, call, loader: str, threads: int, dtype: str, channels_last: bool, reference=None):
         self.call, self.loader, self.threads = call, loader, threads
         self.dtype, self.channels_last = dtype, channels_last
+        self.reference = reference  # the float32 classifier's predict, when dtype is not float32
 
 
 def prepare(model_file: Path, labels_file: Path | None) -> _Prepared:
@@ -89,13 +91,37 @@ def prepare(model_file: Path, labels_file: Path | None) -> _Prepared:
     torch.set_num_threads(settings.torch_threads)  # as service.pipeline does before loading
     classifier = ImageClassifier(settings)
     classifier.load()
+    reference = None
+    if settings.model_dtype != "float32":
+        float32 = ImageClassifier(settings.model_copy(update={"model_dtype": "float32"}))
+        float32.load()
+        reference = float32.predict
     return _Prepared(
         classifier.predict,
         "service",
         settings.torch_threads,
         settings.model_dtype,
         classifier.memory_format is torch.channels_last,
+        reference,
     )
+
+
+def top1_agreement(model: _Prepared, images) -> dict | None:
+    """How many of ``images`` (``[P, 3, H, W]``) get the same top-1 class as with float32 weights.
+
+    ``{"agree": k, "photos": P, "classes": [[float32, dtype], ...]}``; None for a float32 run.
+    """
+    if model.reference is None:
+        return None
+    import torch
+
+    with torch.inference_mode():
+        ours, reference = model.call(images).argmax(1), model.reference(images).argmax(1)
+    return {
+        "agree": int((ours == reference).sum()),
+        "photos": len(images),
+        "classes": [[int(r), int(o)] for r, o in zip(reference, ours, strict=True)],
+    }
 
 
 def measure(
@@ -122,6 +148,7 @@ def measure(
         model = prepare(model_file, labels_file)
         torch.set_num_threads(model.threads)
         images = photo_tensor(photos)
+        agreement = top1_agreement(model, images)
         timings = []
         for batch_size in sorted(set(batch_sizes)):
             index = torch.arange(batch_size) % images.shape[0]
@@ -137,6 +164,7 @@ def measure(
         batches=timings,
         ceiling_img_per_s=max(t.img_per_s for t in timings),
         single_image_ms=single.ms_per_batch / single.batch_size,
+        top1_agreement_vs_float32=agreement,
     )
 
 

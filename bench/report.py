@@ -63,6 +63,8 @@ def summarize(results: dict, levels: list[int]) -> dict:
         "p99_c1_ms": one["p99_ms"] if one else None,
         "p99_c1_bound_ms": p99_bound,
         "service_errors": errors if "levels" in results["service"] else None,
+        "dtype": alone.get("dtype"),
+        "top1_agreement_vs_float32": alone.get("top1_agreement_vs_float32"),
         "pass": {
             "vs_model_alone": vs_model is not None and vs_model >= MIN_VS_MODEL,
             "vs_torchserve": vs_ts is not None and vs_ts >= MIN_VS_TORCHSERVE,
@@ -113,6 +115,12 @@ def verdicts(summary: dict) -> str:
         return "ok" if ok else "BELOW BAR"
 
     at, ok = summary["ratio_concurrency"], summary["pass"]
+    agreement = summary.get("top1_agreement_vs_float32")
+    extra = []
+    if agreement:
+        extra.append(
+            f"{summary['dtype']} top-1 = float32 top-1 on {agreement['agree']}/{agreement['photos']} photos"
+        )
     return "\n".join(
         [
             f"c={at}: service / model alone = {_fmt(summary['service_vs_model_alone'], 2)} "
@@ -122,6 +130,7 @@ def verdicts(summary: dict) -> str:
             f"c=1: service p99 = {_fmt(summary['p99_c1_ms'])} ms (bar <= {P99_FACTOR} x single image + "
             f"{P99_SLACK_MS:.0f} = {_fmt(summary['p99_c1_bound_ms'])} ms) {mark(ok['p99_c1'])}",
             f"service errors at all levels: {summary['service_errors']} {mark(ok['zero_errors'])}",
+            *extra,
         ]
     )
 
