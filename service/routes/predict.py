@@ -51,6 +51,10 @@ _BODY_SCHEMA = {
 }
 
 
+#: Classes returned when the request names no ``top_k``.
+DEFAULT_TOP_K = 5
+
+
 @router.post(
     "/predict", response_model=PredictResponse, summary="Classify one image",
     openapi_extra={"requestBody": _BODY_SCHEMA}, dependencies=API_KEY_REQUIRED,
@@ -65,13 +69,16 @@ _BODY_SCHEMA = {
 async def predict(
     request: Request,
     pipeline: Pipeline,
-    top_k: int = Query(5, ge=1, description="How many classes to return: 1..number of classes."),
+    top_k: int | None = Query(None, ge=1, description="How many classes to return: 1..number of classes "
+                              f"(default {DEFAULT_TOP_K}, or every class of a smaller model)."),
 ) -> PredictResponse:
     """Decode the image, run it through the model (batched with concurrent requests), return top-k."""
     classifier = pipeline.classifier
     if not pipeline.ready:
         raise NotReady("model is not loaded yet")
-    if top_k > classifier.num_classes:
+    if top_k is None:
+        top_k = min(DEFAULT_TOP_K, classifier.num_classes)
+    elif top_k > classifier.num_classes:
         raise InvalidParameter(f"top_k must be between 1 and {classifier.num_classes}, got {top_k}")
     data = await read_image(request)
     [probabilities] = await pipeline.images([data])

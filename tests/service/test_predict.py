@@ -12,9 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from PIL import Image
 
+from service.app import create_app
 from tests.service.conftest import encode
+from tests.service.tiny import LABELS, TinyClassifier, solid, tiny_settings
 
 
 def _ok(client, jpeg) -> dict:
@@ -172,3 +175,17 @@ def test_concurrent_requests_are_batched_and_a_bad_image_fails_alone(live_server
     passes = metrics("inference_batch_size_count") - before[1] - 4
     assert images_run == 16
     assert passes < images_run  # some forward passes carried more than one image
+
+
+def test_default_top_k_is_every_class_of_a_model_with_fewer_than_five():
+    settings = tiny_settings(norm_mean=(0, 0, 0), norm_std=(1, 1, 1))  # logits from raw colour
+    buffer = io.BytesIO()
+    Image.fromarray(solid((200, 10, 10))).save(buffer, format="PNG")
+    with TestClient(create_app(settings, classifier=TinyClassifier(settings))) as client:
+        response = client.post("/predict", content=buffer.getvalue(), headers={"Content-Type": "image/png"})
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        assert predictions[0]["label"] == "red"
+        assert len(predictions) == len(LABELS) == 4
+        assert client.post("/predict?top_k=5", content=buffer.getvalue(),
+                           headers={"Content-Type": "image/png"}).status_code == 422
