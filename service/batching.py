@@ -38,7 +38,11 @@ class Batcher:
 
     def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor], *, max_batch_size: int,
                  max_batch_delay_ms: float, max_queue: int, request_timeout_ms: float,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, executor: ThreadPoolExecutor | None = None) -> None:
+        """``executor``: the one thread every torch op of the model runs on (default: a new one); the
+        batcher owns it from here and shuts it down in ``stop()``. Stacking runs there too: once a
+        second thread runs a parallel torch op, OpenMP throttles its spin-waits for every thread
+        (more threads than CPUs) and forward passes get ~30 % slower (README "Performance")."""
         self._predict = predict
         self.max_batch_size = max_batch_size
         self.max_delay = max_batch_delay_ms / 1000
@@ -47,7 +51,7 @@ class Batcher:
         self._metrics = metrics
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ThreadPoolExecutor | None = executor
         self._running: list[_Item] = []  # the batch in the model now
 
     @property
@@ -58,7 +62,7 @@ class Batcher:
     async def start(self) -> None:
         """Start the collector task on the running loop and the inference thread."""
         self._queue = asyncio.Queue(maxsize=self.max_queue)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._executor = self._executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._task = asyncio.create_task(self._run(), name="batcher")
 
     async def stop(self) -> None:
@@ -145,12 +149,12 @@ class Batcher:
         for item in batch:  # same-shape items stack together (all of them, normally)
             groups.setdefault(tuple(item.tensor.shape), []).append(item)
         for items in groups.values():
-            stacked = torch.stack([item.tensor for item in items])
             started = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._executor, self._predict, stacked)
+                result = await loop.run_in_executor(self._executor, self._stack_and_predict,
+                                                    [item.tensor for item in items])
             except Exception as exc:
-                logger.exception("forward pass on %s failed", list(stacked.shape))
+                logger.exception("forward pass on %s failed", [len(items), *items[0].tensor.shape])
                 error = InferenceFailed(f"model failed on a batch of {len(items)}: {exc}")
                 for item in items:
                     if not item.future.done():
@@ -162,6 +166,10 @@ class Batcher:
             for row, item in zip(result, items, strict=True):
                 if not item.future.done():
                     item.future.set_result(row)
+
+    def _stack_and_predict(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """In the model thread: ``N x [3, H, W]`` -> ``[N, 3, H, W]`` -> ``predict``."""
+        return self._predict(torch.stack(tensors))
 
     def _observe_depth(self) -> None:
         if self._metrics:

@@ -50,14 +50,21 @@ class InferencePipeline:
     async def start(self) -> None:
         """Load (``ModelLoadError`` on failure), warm up, start the batcher; then ``ready`` is True."""
         torch.set_num_threads(self.settings.torch_threads)
+        # One thread loads the model and then runs every forward pass (see Batcher's executor).
+        model_thread = ThreadPoolExecutor(1, thread_name_prefix="inference")
         if not self.classifier.ready:
-            await asyncio.to_thread(self.classifier.load)
+            try:
+                await asyncio.get_running_loop().run_in_executor(model_thread, self.classifier.load)
+            except BaseException:
+                model_thread.shutdown(wait=False)
+                raise
         self._decoder = ThreadPoolExecutor(self.settings.decode_threads, thread_name_prefix="decode")
         batcher = Batcher(self.classifier.predict,
                           max_batch_size=min(self.settings.max_batch_size, self.classifier.batch_limit),
                           max_batch_delay_ms=self.settings.max_batch_delay_ms,
                           max_queue=self.settings.max_queue,
-                          request_timeout_ms=self.settings.request_timeout_ms, metrics=self.metrics)
+                          request_timeout_ms=self.settings.request_timeout_ms, metrics=self.metrics,
+                          executor=model_thread)
         await batcher.start()
         self.batcher = batcher
         self.metrics.model_info.info({"name": self.classifier.name, "version": self.classifier.version,
