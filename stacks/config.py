@@ -228,24 +228,27 @@ def _cluster_settings(r: _Reader, kubernetes_version: str) -> ClusterSettings:
     )
 
 
+def _request_and_limit(
+    r: _Reader, kind: str, defaults: tuple[str, str], pattern: re.Pattern, what: str,
+    amount: Callable[[str], float], why: str = "",
+) -> tuple[str, str]:
+    """`<kind>Request` and `<kind>Limit`: request > 0, limit >= request (compared by `amount`)."""
+    request_key, limit_key = f"{kind}Request", f"{kind}Limit"
+    request = r.match(request_key, defaults[0], pattern, what)
+    limit = r.match(limit_key, defaults[1], pattern, what)
+    if amount(request) <= 0:
+        raise ConfigError(f"{r.key(request_key)} must be > 0{why}, got {request!r}")
+    if amount(limit) < amount(request):
+        raise ConfigError(f"{r.key(limit_key)} ({limit}) must be >= {r.key(request_key)} ({request})")
+    return request, limit
+
+
 def _resources(r: _Reader) -> tuple[str, str, str, str]:
-    cpu_request = r.match("cpuRequest", "1", _CPU, "CPU quantity (e.g. 500m, 1, 1.5)")
-    cpu_limit = r.match("cpuLimit", "2", _CPU, "CPU quantity (e.g. 500m, 1, 1.5)")
-    if cpu_millicores(cpu_request) <= 0:
-        raise ConfigError(f"{r.key('cpuRequest')} must be > 0 (the HPA scales on it), got {cpu_request!r}")
-    if cpu_millicores(cpu_limit) < cpu_millicores(cpu_request):
-        raise ConfigError(
-            f"{r.key('cpuLimit')} ({cpu_limit}) must be >= {r.key('cpuRequest')} ({cpu_request})"
-        )
-    memory_request = r.match("memoryRequest", "1Gi", _MEMORY, "memory quantity (e.g. 512Mi, 2Gi)")
-    memory_limit = r.match("memoryLimit", "2Gi", _MEMORY, "memory quantity (e.g. 512Mi, 2Gi)")
-    if memory_bytes(memory_request) <= 0:
-        raise ConfigError(f"{r.key('memoryRequest')} must be > 0, got {memory_request!r}")
-    if memory_bytes(memory_limit) < memory_bytes(memory_request):
-        raise ConfigError(
-            f"{r.key('memoryLimit')} ({memory_limit}) must be >= {r.key('memoryRequest')} ({memory_request})"
-        )
-    return cpu_request, cpu_limit, memory_request, memory_limit
+    cpu = _request_and_limit(r, "cpu", ("1", "2"), _CPU, "CPU quantity (e.g. 500m, 1, 1.5)",
+                             cpu_millicores, " (the HPA scales on it)")
+    memory = _request_and_limit(r, "memory", ("1Gi", "2Gi"), _MEMORY, "memory quantity (e.g. 512Mi, 2Gi)",
+                                memory_bytes)
+    return (*cpu, *memory)
 
 
 def _source_ranges(r: _Reader) -> tuple[str, ...]:
