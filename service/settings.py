@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     model_dtype: Literal["float32", "bfloat16"] = Field(
         "float32", description="Weights/activations dtype; bfloat16 runs on AMX / AVX-512 BF16 CPUs.")
     channels_last: bool = Field(True, description="Run the model in channels_last memory format.")
+    torchscript_freeze: bool = Field(
+        True, description="TorchScript models: torch.jit.freeze + optimize_for_inference (BN folded).")
     api_key: SecretStr | None = Field(None, description="If set, /predict and V2 infer need "
                                       "`Authorization: Bearer <key>` (401 otherwise).")
     cors_origins: Annotated[list[str], NoDecode] = Field(

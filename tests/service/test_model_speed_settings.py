@@ -1,4 +1,4 @@
-"""The speed settings of ``service.model.ImageClassifier``: CHANNELS_LAST and MODEL_DTYPE.
+"""Speed settings of ``service.model.ImageClassifier``: CHANNELS_LAST, MODEL_DTYPE, TORCHSCRIPT_FREEZE.
 
 They change how the model runs, never what it answers: the same top-1 class on the real photos and
 (for channels_last) the same probabilities as the plain float32 eager model. Their speed is measured
@@ -49,9 +49,10 @@ def test_preprocessing_matches_torchvision_tensor_pipeline(photos, photo_batch):
 
 def test_channels_last_is_the_default_and_changes_no_answer(model_files, eager_model, photo_batch):
     fast = _classifier(model_path=model_files("torchscript"))
-    plain = _classifier(model_path=model_files("torchscript"), channels_last=False)
+    plain = _classifier(model_path=model_files("torchscript"), channels_last=False, torchscript_freeze=False)
+    unfrozen = _classifier(model_path=model_files("torchscript"), torchscript_freeze=False)
     assert fast.memory_format is torch.channels_last and plain.memory_format is torch.contiguous_format
-    conv = next(p for p in fast.module.parameters() if p.ndim == 4)
+    conv = next(p for p in unfrozen.module.parameters() if p.ndim == 4)
     assert conv.is_contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         expected = torch.softmax(eager_model(photo_batch), 1)
@@ -65,7 +66,9 @@ def test_bfloat16_top1_is_float32s_or_a_near_tie_of_it(model_files, photo_batch)
     more. The benchmark reports the agreement on its photos (``python -m bench --set MODEL_DTYPE=...``)."""
     float32 = _classifier(model_path=model_files("torchscript"))
     bfloat16 = _classifier(model_path=model_files("torchscript"), model_dtype="bfloat16")
-    assert next(bfloat16.module.parameters()).dtype == torch.bfloat16
+    unfrozen = _classifier(model_path=model_files("torchscript"), model_dtype="bfloat16",
+                           torchscript_freeze=False)
+    assert next(unfrozen.module.parameters()).dtype == torch.bfloat16
     reference, reduced = float32.predict(photo_batch), bfloat16.predict(photo_batch)
     assert reduced.dtype == torch.float32  # probabilities stay float32 for the JSON answer
     torch.testing.assert_close(reduced.sum(1), torch.ones(len(photo_batch)))
@@ -73,6 +76,17 @@ def test_bfloat16_top1_is_float32s_or_a_near_tie_of_it(model_files, photo_batch)
     assert (top_f32 == top_bf16).float().mean() >= 0.5
     rows = torch.arange(len(photo_batch))
     np.testing.assert_array_less(0.85 * reference[rows, top_f32], reference[rows, top_bf16] + 1e-12)
+
+
+def test_torchscript_is_frozen_by_default_with_batch_norm_folded(model_files, eager_model, photo_batch):
+    frozen = _classifier(model_path=model_files("torchscript"))
+    unfrozen = _classifier(model_path=model_files("torchscript"), torchscript_freeze=False)
+    assert list(frozen.module.parameters()) == []  # weights became graph constants
+    assert "aten::batch_norm" in str(unfrozen.module.inlined_graph)
+    assert "aten::batch_norm" not in str(frozen.module.graph)
+    with torch.inference_mode():
+        expected = torch.softmax(eager_model(photo_batch), 1)
+    torch.testing.assert_close(frozen.predict(photo_batch), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_unknown_dtype_is_a_settings_error():
