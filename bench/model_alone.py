@@ -109,17 +109,26 @@ def prepare(model_file: Path, labels_file: Path | None) -> _Prepared:
 def top1_agreement(model: _Prepared, images) -> dict | None:
     """How many of ``images`` (``[P, 3, H, W]``) get the same top-1 class as with float32 weights.
 
-    ``{"agree": k, "photos": P, "classes": [[float32, dtype], ...]}``; None for a float32 run.
+    ``{"agree": k, "photos": P, "distinct_float32_classes": n, "top5_overlap": mean |top5 & top5| / 5,
+    "max_abs_probability_difference": ..., "classes": [[float32, dtype], ...]}``; None for a float32
+    run. ``distinct_float32_classes`` shows how telling the agreement is: a random-weight model may
+    put every photo in one class, and then 7/7 says little.
     """
     if model.reference is None:
         return None
     import torch
 
     with torch.inference_mode():
-        ours, reference = model.call(images).argmax(1), model.reference(images).argmax(1)
+        probs, reference_probs = model.call(images), model.reference(images)
+    ours, reference = probs.argmax(1), reference_probs.argmax(1)
+    top5, reference_top5 = probs.topk(5).indices.tolist(), reference_probs.topk(5).indices.tolist()
+    overlap = [len(set(a) & set(b)) / 5 for a, b in zip(top5, reference_top5, strict=True)]
     return {
         "agree": int((ours == reference).sum()),
         "photos": len(images),
+        "distinct_float32_classes": len(set(reference.tolist())),
+        "top5_overlap": sum(overlap) / len(overlap),
+        "max_abs_probability_difference": float((probs - reference_probs).abs().max()),
         "classes": [[int(r), int(o)] for r, o in zip(reference, ours, strict=True)],
     }
 

@@ -119,7 +119,10 @@ def verdicts(summary: dict) -> str:
     extra = []
     if agreement:
         extra.append(
-            f"{summary['dtype']} top-1 = float32 top-1 on {agreement['agree']}/{agreement['photos']} photos"
+            f"{summary['dtype']} vs float32 on {agreement['photos']} photos: top-1 agrees on "
+            f"{agreement['agree']} ({agreement['distinct_float32_classes']} distinct float32 classes), "
+            f"top-5 overlap {agreement['top5_overlap']:.2f}, "
+            f"max |dp| {agreement['max_abs_probability_difference']:.4f}"
         )
     return "\n".join(
         [

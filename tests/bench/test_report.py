@@ -81,3 +81,24 @@ def test_a_missing_torchserve_gives_no_ratio_and_a_reason_in_the_table() -> None
     text = table(results)
     assert "| TorchServe | – | not run: java not found on PATH |" in text
     assert "| service | c=16 | 36.0 | 250.0 | 500.0 | 0 | 500 |" in text
+
+
+def test_bfloat16_agreement_is_reported_with_how_telling_it_is() -> None:
+    from bench.report import verdicts
+
+    results = _results(36.0, 20.0, 50.0)
+    results["model_alone"] |= {
+        "dtype": "bfloat16",
+        "top1_agreement_vs_float32": {
+            "agree": 6,
+            "photos": 7,
+            "distinct_float32_classes": 5,
+            "top5_overlap": 0.9,
+            "max_abs_probability_difference": 0.0123,
+            "classes": [],
+        },
+    }
+    text = verdicts(summarize(results, [1, 16]))
+    assert "bfloat16 vs float32 on 7 photos: top-1 agrees on 6 (5 distinct float32 classes)" in text
+    assert "top-5 overlap 0.90, max |dp| 0.0123" in text
+    assert "vs float32" not in verdicts(summarize(_results(36.0, 20.0, 50.0), [1, 16]))
