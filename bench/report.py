@@ -126,9 +126,9 @@ def verdicts(summary: dict) -> str:
         )
     return "\n".join(
         [
-            f"c={at}: service / model alone = {_fmt(summary['service_vs_model_alone'], 2)} "
+            f"c={at}: service / model alone = {_fmt(summary['service_vs_model_alone'], 3)} "
             f"(bar >= {MIN_VS_MODEL}) {mark(ok['vs_model_alone'])}",
-            f"c={at}: service / TorchServe = {_fmt(summary['service_vs_torchserve'], 2)} "
+            f"c={at}: service / TorchServe = {_fmt(summary['service_vs_torchserve'], 3)} "
             f"(bar >= {MIN_VS_TORCHSERVE}) {mark(ok['vs_torchserve'])}",
             f"c=1: service p99 = {_fmt(summary['p99_c1_ms'])} ms (bar <= {P99_FACTOR} x single image + "
             f"{P99_SLACK_MS:.0f} = {_fmt(summary['p99_c1_bound_ms'])} ms) {mark(ok['p99_c1'])}",
