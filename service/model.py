@@ -11,6 +11,7 @@ import torch
 import torchvision
 from PIL import Image
 from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms.functional import pil_modes_mapping
 
 from service.errors import ModelLoadError
 from service.loaders import LoadedModel, load_file, load_torchvision, read_labels
@@ -170,13 +171,29 @@ class ImageClassifier:
             out = out.get("out", next(iter(out.values())))
         return out
 
+    def _resize_and_crop(self, image: Image.Image) -> Image.Image:
+        """Resize (shorter side -> ``resize_size``) then centre-crop ``crop_size``, as torchvision's
+        ``Resize`` + ``CenterCrop`` size them, but resampling only the crop's source box (Pillow
+        ``resize(box=...)``): half the work on a 3:2 photo, same pixels to within one 8-bit level."""
+        width, height = image.size
+        short, long = min(width, height), max(width, height)
+        new_long = int(self.resize_size * long / short)  # torchvision's rounding (truncation)
+        new_w, new_h = (self.resize_size, new_long) if width <= height else (new_long, self.resize_size)
+        crop = self.crop_size
+        if crop > new_w or crop > new_h or self.interpolation not in pil_modes_mapping:
+            return self._resize_crop(image)  # CenterCrop pads: leave that case to torchvision
+        top, left = round((new_h - crop) / 2.0), round((new_w - crop) / 2.0)
+        sx, sy = width / new_w, height / new_h
+        box = (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
+        return image.resize((crop, crop), pil_modes_mapping[self.interpolation], box=box)
+
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """RGB ``PIL.Image`` -> normalised float32 ``[3, crop, crop]`` (resize, centre-crop, normalise).
 
         Same numbers as torchvision's ``PILToTensor, Resize, CenterCrop, ToDtype, Normalize`` on a
         uint8 tensor (whose antialiased resize matches Pillow's), without running a torch op.
         """
-        pixels = np.asarray(self._resize_crop(image), dtype=np.float32)  # [crop, crop, 3], 0..255
+        pixels = np.asarray(self._resize_and_crop(image), dtype=np.float32)  # [crop, crop, 3], 0..255
         normalised = (pixels - self._mean255) * self._inv_std255
         return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))
 

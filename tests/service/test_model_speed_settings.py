@@ -102,3 +102,20 @@ def test_a_model_that_cannot_take_the_dtype_fails_load_with_the_setting_named(mo
     monkeypatch.setattr(torch.jit.ScriptModule, "to", refuse, raising=False)
     with pytest.raises(ModelLoadError, match="MODEL_DTYPE=bfloat16"):
         classifier.load()
+
+
+@pytest.mark.parametrize(("size", "resize", "crop"), [((600, 100), 256, 224), ((97, 301), 160, 128),
+                                                       ((300, 200), 100, 128)])
+def test_box_resize_matches_resize_then_crop_for_odd_shapes(photos, size, resize, crop):
+    """Very wide / tall photos and a crop larger than the resized image (padded, torchvision path)."""
+    image = Image.fromarray(photos["astronaut"]).resize(size)
+    classifier = ImageClassifier(Settings(resize_size=resize, crop_size=crop))
+    from service.loaders import LoadedModel
+
+    classifier._configure_preprocessing(LoadedModel(torch.nn.Identity(), "state_dict"))
+    reference = v2.Compose([v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(crop),
+                            v2.ToDtype(torch.float32, scale=True),
+                            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    ours, expected = classifier.preprocess(image), reference(image)
+    assert ours.shape == expected.shape == (3, crop, crop)
+    assert (ours - expected).abs().max() <= 1 / (255 * 0.224) + 1e-5
