@@ -26,7 +26,9 @@ import torchvision
 FORMATS = ("torchscript", "export", "state_dict", "quantized")
 
 
-def build_model(arch: str, seed: int = 0, num_classes: int = 1000, quantized: bool = False) -> torch.nn.Module:
+def build_model(
+    arch: str, seed: int = 0, num_classes: int = 1000, quantized: bool = False
+) -> torch.nn.Module:
     """Return torchvision ``arch`` in eval mode with weights drawn from ``torch.manual_seed(seed)``.
 
     Input ``[N, 3, H, W]`` float32, output logits ``[N, num_classes]``. With ``quantized=True`` the
