@@ -316,7 +316,7 @@ def _workload_settings(r: _Reader) -> WorkloadSettings:
         model_version=r.str("modelVersion", "1") or "1",
         model_arch=r.str("modelArch", "resnet50") or "resnet50",
         max_batch_size=r.int("maxBatchSize", 8, minimum=1, maximum=1024),
-        max_batch_delay_ms=r.int("maxBatchDelayMs", 10, minimum=0, maximum=10_000),
+        max_batch_delay_ms=r.int("maxBatchDelayMs", 2, minimum=0, maximum=10_000),
         max_queue=r.int("maxQueue", 64, minimum=1, maximum=100_000),
         request_timeout_ms=request_timeout_ms,
         termination_grace_s=termination_grace_s,
