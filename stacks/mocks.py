@@ -8,6 +8,7 @@ It can run many times in one process: each call builds fresh settings, config an
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -205,6 +206,18 @@ def fake_exchange(login_server: str, tenant_id: str, access_token: str) -> str:
     return ACR_REFRESH_TOKEN
 
 
+def _ensure_event_loop() -> None:
+    """Give this thread an open event loop: Pulumi's runtime creates its futures on the current one, and an
+    earlier `asyncio.run` in the same process (another test, a tool) leaves none, or a closed one, set."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        if not policy.get_event_loop().is_closed():
+            return
+    except RuntimeError:
+        pass
+    policy.set_event_loop(policy.new_event_loop())
+
+
 def run_program(
     config: Mapping[str, Any],
     stack: str = "dev",
@@ -221,6 +234,7 @@ def run_program(
     """
     from stacks.program import build
 
+    _ensure_event_loop()
     pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
     pulumi.runtime.set_all_config(
         {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}, list(secret_keys)
