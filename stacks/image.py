@@ -20,7 +20,8 @@ class ImageArgs:
     without tag (`myacr.azurecr.io/aks-image-classifier/classifier`, or a bare local name).
     `push`: push to `registry_server` (False in previews). `load`: load the image into the local
     Docker engine instead (the local target). `registry_password`: ACR refresh token used
-    with the fixed ACR token user name; ignored unless pushing.
+    with the fixed ACR token user name; ignored unless pushing. `build_args`: Dockerfile `ARG`s, e.g.
+    `{"MODEL_ARCH": "resnet50"}` so the weights baked into the image are those the Deployment asks for.
     """
 
     context: str
@@ -31,6 +32,7 @@ class ImageArgs:
     load: bool = False
     registry_server: pulumi.Input[str] | None = None
     registry_password: pulumi.Input[str] | None = None
+    build_args: dict[str, str] | None = None
 
 
 class Image(pulumi.ComponentResource):
@@ -57,6 +59,7 @@ class Image(pulumi.ComponentResource):
             context=docker_build.BuildContextArgs(location=args.context),
             dockerfile=docker_build.DockerfileArgs(location=args.dockerfile),
             platforms=[PLATFORM],
+            build_args=args.build_args,
             tags=[tag],
             push=args.push,
             load=args.load,

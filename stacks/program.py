@@ -31,6 +31,11 @@ def build(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) ->
     return _local(cfg)
 
 
+def _build_args(cfg: StackConfig) -> dict[str, str]:
+    """Dockerfile ARGs: bake the weights of the architecture the Deployment's MODEL_ARCH names."""
+    return {"MODEL_ARCH": cfg.workload.model_arch}
+
+
 def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]:
     assert cfg.cluster is not None and cfg.location is not None
     name = f"{PROJECT}-{cfg.stack}"
@@ -69,6 +74,7 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         ImageArgs(
             context=SERVICE_CONTEXT,
             dockerfile=SERVICE_DOCKERFILE,
+            build_args=_build_args(cfg),
             repository=pulumi.Output.concat(registry.login_server, "/", cfg.image_repository),
             tag=cfg.stack,
             push=push,
@@ -112,6 +118,7 @@ def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:
         ImageArgs(
             context=SERVICE_CONTEXT,
             dockerfile=SERVICE_DOCKERFILE,
+            build_args=_build_args(cfg),
             repository=cfg.image_repository,
             tag="local",
             push=False,

@@ -182,3 +182,10 @@ def test_outputs_and_kubeconfig_secret(dev):
     assert dev.outputs["kubeconfig"] == mocks.KUBECONFIG
     assert "kubeconfig" in dev.secret_outputs
     assert {"endpoint", "image", "registry"}.isdisjoint(dev.secret_outputs)
+
+
+def test_image_bakes_the_weights_of_the_architecture_the_deployment_serves():
+    run = run_stack("dev", modelArch="mobilenet_v3_large")
+    env = {e["name"]: e.get("value") for e in container(run)["env"]}
+    assert env["MODEL_ARCH"] == "mobilenet_v3_large"
+    assert run.one(IMAGE).inputs["buildArgs"] == {"MODEL_ARCH": "mobilenet_v3_large"}
