@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -31,9 +32,19 @@ def build(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) ->
     return _local(cfg)
 
 
-def _build_args(cfg: StackConfig) -> dict[str, str]:
-    """Dockerfile ARGs: bake the weights of the architecture the Deployment's MODEL_ARCH names."""
-    return {"MODEL_ARCH": cfg.workload.model_arch}
+def _service_image(cfg: StackConfig, **target: Any) -> Image:
+    """The service image built from `service/`, baking the weights of the architecture the Deployment's
+    MODEL_ARCH names (Dockerfile ARG). `target`: the `ImageArgs` that differ per target (repository,
+    tag, push or load, registry credentials)."""
+    return Image(
+        "image",
+        ImageArgs(
+            context=SERVICE_CONTEXT,
+            dockerfile=SERVICE_DOCKERFILE,
+            build_args={"MODEL_ARCH": cfg.workload.model_arch},
+            **target,
+        ),
+    )
 
 
 def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]:
@@ -69,18 +80,13 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
                 lambda args: exchange(args[0], args[1], args[2])
             )
         )
-    image = Image(
-        "image",
-        ImageArgs(
-            context=SERVICE_CONTEXT,
-            dockerfile=SERVICE_DOCKERFILE,
-            build_args=_build_args(cfg),
-            repository=pulumi.Output.concat(registry.login_server, "/", cfg.image_repository),
-            tag=cfg.stack,
-            push=push,
-            registry_server=registry.login_server,
-            registry_password=password,
-        ),
+    image = _service_image(
+        cfg,
+        repository=pulumi.Output.concat(registry.login_server, "/", cfg.image_repository),
+        tag=cfg.stack,
+        push=push,
+        registry_server=registry.login_server,
+        registry_password=password,
     )
     provider = k8s.Provider(
         "aks",
@@ -113,18 +119,7 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
 
 
 def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:
-    image = Image(
-        "image",
-        ImageArgs(
-            context=SERVICE_CONTEXT,
-            dockerfile=SERVICE_DOCKERFILE,
-            build_args=_build_args(cfg),
-            repository=cfg.image_repository,
-            tag="local",
-            push=False,
-            load=True,
-        ),
-    )
+    image = _service_image(cfg, repository=cfg.image_repository, tag="local", push=False, load=True)
     provider = k8s.Provider("local", context=cfg.kube_context, delete_unreachable=True)
     workload = Workload(
         "classifier",
