@@ -1,10 +1,14 @@
 """Dynamic batcher: concurrent requests share one forward pass.
 
-Requests ``submit`` already-preprocessed tensors ``[3, H, W]``. One asyncio task collects up to
-``max_batch_size`` items, waiting at most ``max_batch_delay_ms`` after the first, stacks them into
-``[N, 3, H, W]`` and runs ``predict`` in a dedicated inference thread; each item's result row goes back
-to its own future. The queue is bounded (``max_queue`` items -> ``Overloaded``, HTTP 503 with
-``Retry-After``) and every item has a deadline (``request_timeout_ms`` -> ``InferenceTimeout``, 504).
+Requests ``submit`` their images as tensors ``[3, H, W]`` or as coroutines that decode one (started only
+once admitted). Items join a FIFO in admission order; one asyncio task takes up to ``max_batch_size`` of
+them, waiting at most ``max_batch_delay_ms`` after the first for more, then waits (at most
+``DECODE_WAIT_S``) for those still being decoded, stacks them into ``[N, 3, H, W]`` and runs ``predict``
+in a dedicated inference thread; each item's result row goes back to its own future. So the batch is
+the oldest images, its delay overlaps their decoding, and a bad image fails only its own request (at
+once, when its decode raises). Admission is bounded (``max_queue`` images admitted and not yet in a
+forward pass -> ``Overloaded``, HTTP 503 with ``Retry-After``) and every item has a deadline
+(``request_timeout_ms``, decoding included -> ``InferenceTimeout``, 504).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -24,17 +29,25 @@ from service.metrics import Metrics
 
 logger = logging.getLogger("service")
 
+#: Longest a collected batch waits for its images still being decoded (s). A photo decodes in 2-5 ms
+#: (8 of them on 2 threads: ~12 ms); an image still decoding after this (a 50-megapixel PNG takes ~1 s)
+#: joins a later batch instead of holding up its neighbours and the model.
+DECODE_WAIT_S = 0.1
 
-@dataclass
+#: What ``submit`` takes per image: a ready tensor ``[3, H, W]`` or a coroutine that makes one.
+Input = torch.Tensor | Coroutine[object, object, torch.Tensor] | Awaitable[torch.Tensor]
+
+
+@dataclass(eq=False)
 class _Item:
-    tensor: torch.Tensor
-    future: asyncio.Future
+    input: asyncio.Future  # -> tensor [3, H, W]; pending while the image is being decoded
+    future: asyncio.Future  # -> result row [C]
     deadline: float  # loop.time() seconds
     enqueued: float = field(default_factory=time.perf_counter)
 
 
 class Batcher:
-    """Groups ``submit``-ted tensors into batches for ``predict`` (``[N, 3, H, W]`` -> ``[N, C]``)."""
+    """Groups ``submit``-ted images into batches for ``predict`` (``[N, 3, H, W]`` -> ``[N, C]``)."""
 
     def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor], *, max_batch_size: int,
                  max_batch_delay_ms: float, max_queue: int, request_timeout_ms: float,
@@ -49,112 +62,159 @@ class Batcher:
         self.max_queue = max_queue
         self.timeout = request_timeout_ms / 1000
         self._metrics = metrics
-        self._queue: asyncio.Queue[_Item] | None = None
+        self._waiting: deque[_Item] = deque()  # admitted, in admission order (may still be decoding)
+        self._parked: set[_Item] = set()  # still decoding after DECODE_WAIT_S; rejoin the front when done
+        self._collecting: list[_Item] = []  # taken for the next batch, their decodes awaited
+        self._running: list[_Item] = []  # the batch in the model now
+        self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = executor
-        self._running: list[_Item] = []  # the batch in the model now
 
     @property
     def depth(self) -> int:
-        """Items waiting for a batch (not counting the batch running now)."""
-        return self._queue.qsize() if self._queue else 0
+        """Images admitted and not yet in a forward pass (decoding or waiting): what ``max_queue`` bounds."""
+        return len(self._waiting) + len(self._parked) + len(self._collecting)
 
     async def start(self) -> None:
         """Start the collector task on the running loop and the inference thread."""
-        self._queue = asyncio.Queue(maxsize=self.max_queue)
+        self._wakeup = asyncio.Event()
         self._executor = self._executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._task = asyncio.create_task(self._run(), name="batcher")
 
     async def stop(self) -> None:
         """Stop collecting; pending items fail with ``NotReady`` (503)."""
-        pending = list(self._running)  # snapshot: cancelling the collector clears it
+        pending = [*self._running, *self._collecting, *self._parked, *self._waiting]  # before cancelling
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        while self._queue and not self._queue.empty():
-            pending.append(self._queue.get_nowait())
+        self._waiting.clear()
+        self._parked.clear()
         for item in pending:
+            item.input.cancel()
             if not item.future.done():
                 item.future.set_exception(NotReady("server is shutting down"))
         if self._executor:  # wait for a forward pass in progress without blocking the event loop
             await asyncio.to_thread(self._executor.shutdown, wait=True)
         self._task = self._executor = None
 
-    async def submit(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Queue ``tensors`` (each ``[3, H, W]``) and return their rows ``[C]``, in order.
+    async def submit(self, inputs: Sequence[Input]) -> list[torch.Tensor]:
+        """Admit ``inputs`` (tensors ``[3, H, W]`` or coroutines making them) and return their rows
+        ``[C]``, in order. A coroutine starts only once its request is admitted.
 
-        All-or-nothing admission: raises ``Overloaded`` if they do not all fit in the queue,
-        ``InferenceTimeout`` past the deadline, ``NotReady`` if the batcher is stopped.
+        All-or-nothing admission: raises ``Overloaded`` if they do not all fit under ``max_queue``,
+        ``InferenceTimeout`` past the deadline, ``NotReady`` if the batcher is stopped, and the first
+        error an input raises (e.g. ``BadRequest`` for a corrupt image) as soon as it raises.
         """
-        if self._queue is None or self._task is None or self._task.done():
-            raise NotReady("model is not ready")
-        if self._queue.qsize() + len(tensors) > self.max_queue:
-            if self._metrics:
-                self._metrics.rejected.labels(reason="queue_full").inc(len(tensors))
-            raise Overloaded(f"queue is full ({self.max_queue} images waiting, MAX_QUEUE); retry shortly",
-                             headers={"Retry-After": "1"})
+        try:
+            self._admit(len(inputs))
+        except Exception:
+            for value in inputs:
+                if asyncio.iscoroutine(value):
+                    value.close()  # never started: no "coroutine was never awaited" warning
+            raise
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        items = [_Item(t, loop.create_future(), deadline) for t in tensors]
+        items = [_Item(_as_future(value, loop), loop.create_future(), deadline) for value in inputs]
         for item in items:
-            self._queue.put_nowait(item)
+            item.input.add_done_callback(lambda _, item=item: _fail_if_input_failed(item))
+        self._waiting.extend(items)
+        self._wakeup.set()
         self._observe_depth()
         try:
             async with asyncio.timeout_at(deadline):
                 return list(await asyncio.gather(*(item.future for item in items)))
         except TimeoutError:
-            for item in items:
-                item.future.cancel()  # the collector skips cancelled items
             if self._metrics:
-                self._metrics.rejected.labels(reason="timeout").inc(len(tensors))
+                self._metrics.rejected.labels(reason="timeout").inc(len(items))
             raise InferenceTimeout(f"no result within {self.timeout * 1000:.0f} ms (REQUEST_TIMEOUT_MS)"
                                    ) from None
+        finally:  # on any way out, a sibling image still queued or decoding is dropped
+            for item in items:
+                item.input.cancel()
+                if not item.future.cancel() and not item.future.cancelled():
+                    item.future.exception()  # done: mark a sibling's error as seen (no asyncio warning)
+
+    def _admit(self, n: int) -> None:
+        if self._wakeup is None or self._task is None or self._task.done():
+            raise NotReady("model is not ready")
+        if self.depth + n > self.max_queue:
+            if self._metrics:
+                self._metrics.rejected.labels(reason="queue_full").inc(n)
+            raise Overloaded(f"queue is full ({self.max_queue} images waiting, MAX_QUEUE); retry shortly",
+                             headers={"Retry-After": "1"})
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect(loop)
-            batch = [item for item in batch if not item.future.done()]
             self._observe_depth()
             if not batch:
                 continue
             self._running = batch
             try:
                 await self._run_batch(loop, batch)
-            except Exception:  # never let one batch kill the collector
+            except Exception as exc:  # never let one batch kill the collector, nor leave an item unanswered
                 logger.exception("batch of %d failed", len(batch))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(InferenceFailed(f"batch failed: {exc}"))
             finally:
                 self._running = []
 
     async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Item]:
-        batch = [await self._queue.get()]
+        """The oldest live items, up to ``max_batch_size``, once their decodes are done."""
+        while not self._waiting:
+            self._wakeup.clear()
+            await self._wakeup.wait()
         flush_at = loop.time() + self.max_delay
-        while len(batch) < self.max_batch_size:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                continue
-            remaining = flush_at - loop.time()
-            if remaining <= 0:
-                break
-            try:
+        while len(self._waiting) < self.max_batch_size and (remaining := flush_at - loop.time()) > 0:
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
-                    batch.append(await self._queue.get())
-            except TimeoutError:
-                break
-        return batch
+                    await self._wakeup.wait()
+        while self._waiting and len(self._collecting) < self.max_batch_size:
+            item = self._waiting.popleft()
+            if not item.future.done():  # skip abandoned (timed out, failed decode) items
+                self._collecting.append(item)
+        try:
+            decoding = [item.input for item in self._collecting if not item.input.done()]
+            if decoding:
+                await asyncio.wait(decoding, timeout=DECODE_WAIT_S)
+            batch = []
+            for item in self._collecting:
+                if not item.input.done():
+                    self._park(item)
+                elif not item.future.done() and _decoded(item):  # else answered (or about to be)
+                    batch.append(item)
+            return batch
+        finally:
+            self._collecting = []
+
+    def _park(self, item: _Item) -> None:
+        """Let ``item`` finish decoding outside the batch; it rejoins the front of the queue after."""
+        self._parked.add(item)
+
+        def rejoin(_: asyncio.Future) -> None:
+            self._parked.discard(item)
+            if not item.future.done() and _decoded(item):
+                self._waiting.appendleft(item)
+                self._wakeup.set()
+
+        item.input.add_done_callback(rejoin)
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
-        groups: dict[tuple[int, ...], list[_Item]] = {}
-        for item in batch:  # same-shape items stack together (all of them, normally)
-            groups.setdefault(tuple(item.tensor.shape), []).append(item)
+        groups: dict[tuple, list[_Item]] = {}
+        for item in batch:  # same shape and dtype stack together (all of them, normally)
+            tensor = item.input.result()
+            groups.setdefault((*tensor.shape, tensor.dtype), []).append(item)
         for items in groups.values():
             started = time.perf_counter()
             try:
                 result = await loop.run_in_executor(self._executor, self._stack_and_predict,
-                                                    [item.tensor for item in items])
+                                                    [item.input.result() for item in items])
             except Exception as exc:
-                logger.exception("forward pass on %s failed", [len(items), *items[0].tensor.shape])
+                logger.exception("forward pass on %s failed", [len(items), *items[0].input.result().shape])
                 error = InferenceFailed(f"model failed on a batch of {len(items)}: {exc}")
                 for item in items:
                     if not item.future.done():
@@ -169,8 +229,40 @@ class Batcher:
 
     def _stack_and_predict(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         """In the model thread: ``N x [3, H, W]`` -> ``[N, 3, H, W]`` -> ``predict``."""
-        return self._predict(torch.stack(tensors))
+        return self._predict(stack_images(tensors))
 
     def _observe_depth(self) -> None:
         if self._metrics:
             self._metrics.queue_depth.set(self.depth)
+
+
+def stack_images(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``N x [3, H, W]`` -> ``[N, 3, H, W]``, channels-last when every image is (an ``[H, W, 3]`` array
+    seen as ``[3, H, W]``, as Pillow gives them): ``torch.stack`` would transpose each into NCHW."""
+    if all(t.dim() == 3 and t.permute(1, 2, 0).is_contiguous() for t in tensors):
+        return torch.stack([t.permute(1, 2, 0) for t in tensors]).permute(0, 3, 1, 2)
+    return torch.stack(list(tensors))
+
+
+def _as_future(value: Input, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+    """A tensor as a finished future; a coroutine or awaitable started as a task on ``loop``."""
+    if isinstance(value, torch.Tensor):
+        future = loop.create_future()
+        future.set_result(value)
+        return future
+    return asyncio.ensure_future(value, loop=loop)
+
+
+def _decoded(item: _Item) -> bool:
+    """``item``'s input is done with a tensor (not cancelled, no error). Its done-callbacks, e.g.
+    ``_fail_if_input_failed``, run a loop iteration later, so a failed input is checked here too."""
+    return item.input.done() and not item.input.cancelled() and item.input.exception() is None
+
+
+def _fail_if_input_failed(item: _Item) -> None:
+    """Done-callback of an input: its error (e.g. ``BadRequest``) answers its request at once."""
+    if item.input.cancelled():
+        return
+    error = item.input.exception()
+    if error is not None and not item.future.done():
+        item.future.set_exception(error)

@@ -56,7 +56,7 @@ class ImageClassifier:
         self.dtype = torch.bfloat16 if settings.model_dtype == "bfloat16" else torch.float32
         self.memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
         self._resize_crop: v2.Compose | None = None
-        self._mean255 = self._inv_std255 = np.ones(3, np.float32)
+        self._mean255 = self._inv_std255 = torch.ones(1, 3, 1, 1)
 
     @property
     def num_classes(self) -> int:
@@ -115,14 +115,14 @@ class ImageClassifier:
             self.resize_size, self.crop_size = preset.resize_size[0], preset.crop_size[0]
             self.mean, self.std = tuple(preset.mean), tuple(preset.std)
             self.interpolation = preset.interpolation
-        # Resize and crop run in Pillow, normalisation in NumPy: no torch op (and so no intra-op
-        # OpenMP thread team) starts in the decode threads to compete with the model's threads.
+        # Resize and crop run in Pillow (decode threads: no torch op, so no second OpenMP thread team
+        # competes with the model's); normalisation runs on the whole batch in the model thread.
         self._resize_crop = v2.Compose([
             v2.Resize(self.resize_size, interpolation=self.interpolation, antialias=True),
             v2.CenterCrop(self.crop_size),
         ])
-        self._mean255 = np.asarray(self.mean, np.float32) * 255
-        self._inv_std255 = 1 / (np.asarray(self.std, np.float32) * 255)
+        self._mean255 = torch.from_numpy(np.asarray(self.mean, np.float32) * 255).view(1, 3, 1, 1)
+        self._inv_std255 = torch.from_numpy(1 / (np.asarray(self.std, np.float32) * 255)).view(1, 3, 1, 1)
 
     def _output_width(self) -> int:
         probe = torch.zeros(1, 3, self.crop_size, self.crop_size)
@@ -187,20 +187,36 @@ class ImageClassifier:
         box = (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
         return image.resize((crop, crop), pil_modes_mapping[self.interpolation], box=box)
 
+    def pixels(self, image: Image.Image) -> torch.Tensor:
+        """RGB ``PIL.Image`` -> uint8 ``[3, crop, crop]`` (resize, centre-crop), for ``predict`` to normalise.
+
+        The decode threads' part of preprocessing: Pillow only, no torch op. The tensor is a
+        ``[crop, crop, 3]`` array seen as ``[3, crop, crop]`` (channels-last strides), which
+        ``stack_images`` batches without a transpose.
+        """
+        return torch.from_numpy(np.array(self._resize_and_crop(image))).permute(2, 0, 1)
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels ``[N, 3, H, W]`` -> float32 ``(x / 255 - mean) / std``, same memory format."""
+        return batch.to(torch.float32).sub_(self._mean255).mul_(self._inv_std255)
+
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """RGB ``PIL.Image`` -> normalised float32 ``[3, crop, crop]`` (resize, centre-crop, normalise).
 
         Same numbers as torchvision's ``PILToTensor, Resize, CenterCrop, ToDtype, Normalize`` on a
-        uint8 tensor (whose antialiased resize matches Pillow's), without running a torch op.
+        uint8 tensor (whose antialiased resize matches Pillow's). ``pixels`` + ``normalize`` in one call;
+        the server runs them apart (decode thread, then once per batch in the model thread).
         """
-        pixels = np.asarray(self._resize_and_crop(image), dtype=np.float32)  # [crop, crop, 3], 0..255
-        normalised = (pixels - self._mean255) * self._inv_std255
-        return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))
+        return self.normalize(self.pixels(image)[None])[0]
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
-        """``[N, 3, H, W]`` float32 -> softmax probabilities ``[N, C]`` (one forward pass, inference mode)."""
-        logits = self._forward(batch)
-        return torch.softmax(logits.float(), dim=1)
+        """``[N, 3, H, W]`` uint8 pixels (normalised here, see ``normalize``) or float32 already
+        normalised -> softmax probabilities ``[N, C]`` (one forward pass, inference mode)."""
+        with torch.inference_mode():
+            if batch.dtype == torch.uint8:
+                batch = self.normalize(batch)
+            logits = self._forward(batch)
+            return torch.softmax(logits.float(), dim=1)
 
     def postprocess(self, probabilities: torch.Tensor, top_k: int) -> list[Prediction]:
         """Probabilities ``[C]`` -> the ``top_k`` most likely classes, score descending."""

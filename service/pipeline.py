@@ -12,7 +12,7 @@ import torch
 from fastapi import Depends, Request
 
 from service.batching import Batcher
-from service.errors import NotReady, Overloaded
+from service.errors import NotReady
 from service.imaging import decode_image
 from service.metrics import Metrics
 from service.model import ImageClassifier
@@ -23,12 +23,13 @@ class InferencePipeline:
     """Owns the classifier, the decode thread pool and the batcher for one app.
 
     ``start()`` loads and warms the model (blocking work runs in a thread), then starts the batcher;
-    ``stop()`` reverses it. Image bytes are decoded and preprocessed per request, before batching, so a
-    bad image fails only its own request.
+    ``stop()`` reverses it. Each image is decoded and resized on its own (decode threads) before its
+    tensor enters a batch, so a bad image fails only its own request.
 
-    Admission is bounded before any decoding: when ``MAX_QUEUE`` images already wait for the model or
-    are being decoded, a request is refused at once with ``Overloaded`` (503, ``Retry-After``), so memory
-    stays bounded by about 2 x ``MAX_QUEUE`` images (plus request bodies in flight) under any load.
+    Admission is bounded before any decoding: when ``MAX_QUEUE`` images are already admitted and not
+    yet in a forward pass (decoding or waiting), a request is refused at once with ``Overloaded`` (503,
+    ``Retry-After``), so memory stays bounded by about ``MAX_QUEUE`` + ``MAX_BATCH_SIZE`` images (plus
+    request bodies in flight) under any load.
     ``draining`` (set on SIGTERM, see ``service.server``) turns readiness to 503 while requests still run.
     """
 
@@ -40,7 +41,6 @@ class InferencePipeline:
         self.batcher: Batcher | None = None
         self.draining = False
         self._decoder: ThreadPoolExecutor | None = None
-        self._decoding = 0  # images admitted and not yet decoded
 
     @property
     def ready(self) -> bool:
@@ -82,32 +82,23 @@ class InferencePipeline:
             self._decoder = None
 
     def _preprocess(self, data: bytes) -> torch.Tensor:
+        """In a decode thread: bytes -> uint8 ``[3, crop, crop]`` (normalised later, per batch)."""
         started = time.perf_counter()
         image = decode_image(data, self.settings.max_image_pixels, self.classifier.resize_size)
-        tensor = self.classifier.preprocess(image)
+        tensor = self.classifier.pixels(image)
         self.metrics.preprocess_seconds.observe(time.perf_counter() - started)
         return tensor
 
     async def images(self, blobs: Sequence[bytes]) -> list[torch.Tensor]:
-        """Encoded images -> probabilities ``[C]`` each. Raises the decode errors (400/413/415) first."""
+        """Encoded images -> probabilities ``[C]`` each. Raises ``Overloaded`` (503) before decoding
+        anything, and an image's decode error (400/413/415) as soon as it is found."""
         batcher, decoder = self._running()
-        self._admit(batcher, len(blobs))
         loop = asyncio.get_running_loop()
-        self._decoding += len(blobs)
-        try:
-            tensors = await asyncio.gather(*(loop.run_in_executor(decoder, self._preprocess, b)
-                                             for b in blobs))
-        finally:
-            self._decoding -= len(blobs)
-        return await batcher.submit(tensors)
+        return await batcher.submit([self._decode(loop, decoder, blob) for blob in blobs])
 
-    def _admit(self, batcher: Batcher, n: int) -> None:
-        """Raise ``Overloaded`` (503) if ``n`` more images would not fit the queue or the decode backlog."""
-        limit = self.settings.max_queue
-        if batcher.depth + n > limit or self._decoding + n > limit:
-            self.metrics.rejected.labels(reason="queue_full").inc(n)
-            raise Overloaded(f"queue is full ({limit} images waiting, MAX_QUEUE); retry shortly",
-                             headers={"Retry-After": "1"})
+    async def _decode(self, loop: asyncio.AbstractEventLoop, decoder: ThreadPoolExecutor,
+                      data: bytes) -> torch.Tensor:
+        return await loop.run_in_executor(decoder, self._preprocess, data)
 
     async def tensors(self, batch: torch.Tensor) -> list[torch.Tensor]:
         """Preprocessed ``[N, 3, H, W]`` float32 -> probabilities ``[C]`` per row."""
@@ -120,7 +111,7 @@ class InferencePipeline:
         return self.batcher, self._decoder
 
 
-def get_pipeline(request: Request) -> InferencePipeline:
+async def get_pipeline(request: Request) -> InferencePipeline:
     """FastAPI dependency: the app's ``InferencePipeline``."""
     return request.app.state.pipeline
 

@@ -52,9 +52,10 @@ class Settings(BaseSettings):
     # per image at 8 as at 16 alone, and 8 pipelines better under load (decode overlaps the model).
     max_batch_size: int = Field(8, ge=1, le=1024, description="Images per forward pass, at most.")
     max_batch_delay_ms: float = Field(2.0, ge=0, le=10_000, description="Wait for a batch to fill (ms).")
-    max_queue: int = Field(256, ge=1, description="Images waiting for the model (and, apart, for decoding) "
-                           "before 503 + Retry-After.")
-    request_timeout_ms: float = Field(30_000, gt=0, description="Queue + inference deadline (ms) -> 504.")
+    max_queue: int = Field(256, ge=1, description="Images admitted and not yet in a forward pass (decoding "
+                           "or waiting) before 503 + Retry-After.")
+    request_timeout_ms: float = Field(30_000, gt=0, description="Decode + queue + inference deadline (ms) "
+                                      "-> 504.")
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Request body limit (bytes) -> 413.")
     max_image_pixels: int = Field(50_000_000, ge=1, description="Decoded width x height limit -> 413.")
     torch_threads: int = Field(default_factory=available_cpus, ge=1, description="Intra-op threads.")
@@ -132,6 +133,6 @@ def describe_error(error: ValidationError) -> str:
     return "invalid setting " + "; ".join(parts)
 
 
-def get_settings(request: Request) -> Settings:
-    """FastAPI dependency: the ``Settings`` the app was created with."""
+async def get_settings(request: Request) -> Settings:
+    """FastAPI dependency: the ``Settings`` the app was created with (``async``: no thread-pool hop)."""
     return request.app.state.settings

@@ -20,6 +20,7 @@ class EchoModel:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.sizes: list[int] = []
+        self.means: list[float] = []  # each image's mean, in the order the model saw them
         self.gate = threading.Event()
         self.gate.set()
         self.fail_next = False
@@ -27,6 +28,7 @@ class EchoModel:
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         self.gate.wait(10)
         self.sizes.append(batch.shape[0])
+        self.means.extend(batch.mean(dim=(1, 2, 3)).tolist())
         if self.fail_next:
             self.fail_next = False
             raise RuntimeError("boom")
@@ -202,3 +204,93 @@ def test_stop_fails_the_running_and_queued_items_at_once():
     results = asyncio.run(run())
     assert all(isinstance(r, NotReady) for r in results), results
     assert time.monotonic() - started < 5  # not the 30 s request timeout
+
+
+async def _decoded(value: float, delay_s: float = 0.0, error: Exception | None = None) -> torch.Tensor:
+    """Stands in for a decode in a thread: an image ``value`` after ``delay_s`` s, or ``error``."""
+    await asyncio.sleep(delay_s)
+    if error is not None:
+        raise error
+    return image(value)
+
+
+def test_batches_take_images_in_admission_order_and_wait_for_their_decodes():
+    model = EchoModel()
+
+    async def run(batcher):
+        slow = asyncio.ensure_future(batcher.submit([_decoded(1, delay_s=0.05)]))
+        await asyncio.sleep(0)  # admitted first, still decoding when the second one is ready
+        fast = asyncio.ensure_future(batcher.submit([_decoded(2)]))
+        return await asyncio.gather(slow, fast)
+
+    slow, fast = asyncio.run(_with_batcher(model, run, max_batch_size=1, max_batch_delay_ms=0))
+    assert (float(slow[0][0]), float(fast[0][0])) == (1.0, 2.0)
+    assert model.means == [1.0, 2.0]  # the older image ran first although it decoded last
+
+
+def test_a_failed_decode_answers_its_own_request_at_once_and_not_its_neighbours():
+    from service.errors import BadRequest
+
+    model = EchoModel()
+    model.gate.clear()  # the model holds: the bad image's answer must not wait for it
+
+    async def run(batcher):
+        good = [asyncio.ensure_future(batcher.submit([_decoded(v)])) for v in (1, 2)]
+        with pytest.raises(BadRequest, match="corrupt"):
+            await asyncio.wait_for(batcher.submit([_decoded(9, error=BadRequest("corrupt image"))]), 1)
+        model.gate.set()
+        return await asyncio.gather(*good)
+
+    results = asyncio.run(_with_batcher(model, run, max_batch_delay_ms=0))
+    assert [float(r[0][0]) for r in results] == [1.0, 2.0]
+    assert 9.0 not in model.means
+
+
+def test_an_image_still_decoding_after_the_wait_joins_a_later_batch(monkeypatch):
+    import service.batching
+
+    monkeypatch.setattr(service.batching, "DECODE_WAIT_S", 0.05)
+    model = EchoModel()
+    finished: list[float] = []
+
+    async def run(batcher):
+        async def one(value, delay_s):
+            [row] = await batcher.submit([_decoded(value, delay_s)])
+            finished.append(float(row[0]))
+
+        await asyncio.gather(one(1, 0.5), one(2, 0), one(3, 0))
+
+    asyncio.run(_with_batcher(model, run, max_batch_delay_ms=20))
+    assert finished == [2.0, 3.0, 1.0]  # the neighbours did not wait 0.5 s for the slow one
+    assert model.means == [2.0, 3.0, 1.0]
+    assert model.sizes == [2, 1]
+
+
+def test_images_still_decoding_count_against_the_queue_and_refused_coroutines_never_start():
+    model = EchoModel()
+
+    async def run(batcher):
+        decoding = asyncio.ensure_future(batcher.submit([_decoded(1, delay_s=0.2), _decoded(2, delay_s=0.2)]))
+        await asyncio.sleep(0.01)
+        assert batcher.depth == 2
+        refused = _decoded(3)
+        with pytest.raises(Overloaded):
+            await batcher.submit([refused])
+        assert refused.cr_frame is None  # closed without running: no "never awaited" warning
+        return await decoding
+
+    rows = asyncio.run(_with_batcher(model, run, max_queue=2))
+    assert [float(r[0]) for r in rows] == [1.0, 2.0]
+
+
+def test_stack_images_keeps_channels_last_pixels_without_a_transpose():
+    from service.batching import stack_images
+
+    hwc = [torch.randint(0, 256, (5, 6, 3), dtype=torch.uint8) for _ in range(3)]
+    views = [t.permute(2, 0, 1) for t in hwc]  # [3, 5, 6] seen through the HWC array, as Pillow gives
+    batch = stack_images(views)
+    assert batch.shape == (3, 3, 5, 6)
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(batch, torch.stack(views))
+    planar = [torch.rand(3, 5, 6) for _ in range(2)]  # V2 tensors: plain NCHW, stacked as they are
+    assert torch.equal(stack_images(planar), torch.stack(planar))

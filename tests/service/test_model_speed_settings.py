@@ -47,6 +47,20 @@ def test_preprocessing_matches_torchvision_tensor_pipeline(photos, photo_batch):
     assert (difference > 1e-5).float().mean() < 0.01
 
 
+def test_uint8_pixels_batch_gives_the_same_probabilities_as_float_preprocessing(model_files, photos,
+                                                                               photo_batch):
+    # The server sends each image's uint8 pixels (decode thread) and normalises the whole batch in
+    # the model thread; preprocess() does both for one image. Same numbers, to the last bit.
+    from service.batching import stack_images
+
+    classifier = _classifier(model_path=model_files("torchscript"))
+    pixels = [classifier.pixels(Image.fromarray(p)) for p in photos.values()]
+    assert all(t.dtype == torch.uint8 and t.shape == (3, 224, 224) for t in pixels)
+    batch = stack_images(pixels)
+    assert torch.equal(classifier.normalize(batch), photo_batch)
+    torch.testing.assert_close(classifier.predict(batch), classifier.predict(photo_batch), rtol=0, atol=0)
+
+
 def test_channels_last_is_the_default_and_changes_no_answer(model_files, eager_model, photo_batch):
     fast = _classifier(model_path=model_files("torchscript"))
     plain = _classifier(model_path=model_files("torchscript"), channels_last=False, torchscript_freeze=False)

@@ -189,3 +189,30 @@ def test_default_top_k_is_every_class_of_a_model_with_fewer_than_five():
         assert len(predictions) == len(LABELS) == 4
         assert client.post("/predict?top_k=5", content=buffer.getvalue(),
                            headers={"Content-Type": "image/png"}).status_code == 422
+
+
+def test_predict_and_v2_infer_make_no_thread_pool_hop(monkeypatch, jpeg):
+    # A plain-def dependency or route runs in AnyIO's thread pool: one more thread to wake per request,
+    # next to the model's threads (README "Performance"). Decoding goes to the service's own pool.
+    import fastapi.dependencies.utils
+    import fastapi.routing
+
+    hops: list[str] = []
+
+    def counting(original):
+        async def run_in_threadpool(func, *args, **kwargs):
+            hops.append(getattr(func, "__name__", repr(func)))
+            return await original(func, *args, **kwargs)
+        return run_in_threadpool
+
+    for module in (fastapi.dependencies.utils, fastapi.routing):
+        monkeypatch.setattr(module, "run_in_threadpool", counting(module.run_in_threadpool))
+    settings = tiny_settings()
+    with TestClient(create_app(settings, classifier=TinyClassifier(settings))) as client:
+        red = encode(solid((250, 10, 10)), "PNG")
+        assert client.post("/predict", content=red, headers={"Content-Type": "image/png"}).status_code == 200
+        assert client.post("/predict", files={"file": ("cat.jpg", jpeg, "image/jpeg")}).status_code == 200
+        v2 = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 32, 32],
+                          "data": [0.0] * 3072}]}
+        assert client.post("/v2/models/tiny/infer", json=v2).status_code == 200
+    assert hops == []

@@ -32,8 +32,8 @@ def solid(rgb: tuple[int, int, int], side: int = 40) -> np.ndarray:
 class TinyClassifier(ImageClassifier):
     """4 classes from the mean colour: red, green, blue, dark (logits ``10 * [r, g, b, -(r + g + b)]``).
 
-    ``gate`` (cleared by a test) holds every forward pass, ``decode_gate`` every preprocess; ``delay_s``
-    sleeps in each forward pass. ``batches`` records the batch sizes seen.
+    ``gate`` (cleared by a test) holds every forward pass, ``decode_gate`` every decode (``pixels``);
+    ``delay_s`` sleeps in each forward pass. ``batches`` records the batch sizes seen.
     """
 
     def __init__(self, settings: Settings, labels: list[str] | None = None, delay_s: float = 0.0) -> None:
@@ -56,9 +56,9 @@ class TinyClassifier(ImageClassifier):
         self.labels = list(self._labels)
         self.ready = True
 
-    def preprocess(self, image):
+    def pixels(self, image):
         assert self.decode_gate.wait(30), "decode gate never opened"
-        return super().preprocess(image)
+        return super().pixels(image)
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         assert self.gate.wait(30), "gate never opened"
