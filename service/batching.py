@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -35,7 +35,7 @@ logger = logging.getLogger("service")
 DECODE_WAIT_S = 0.1
 
 #: What ``submit`` takes per image: a ready tensor ``[3, H, W]`` or a coroutine that makes one.
-Input = torch.Tensor | Coroutine[object, object, torch.Tensor] | Awaitable[torch.Tensor]
+Input = torch.Tensor | Awaitable[torch.Tensor]
 
 
 @dataclass(eq=False)
