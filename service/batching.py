@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -43,7 +43,6 @@ class _Item:
     input: asyncio.Future  # -> tensor [3, H, W]; pending while the image is being decoded
     future: asyncio.Future  # -> result row [C]
     deadline: float  # loop.time() seconds
-    enqueued: float = field(default_factory=time.perf_counter)
 
 
 class Batcher:
