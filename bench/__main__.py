@@ -25,7 +25,11 @@ DEFAULTS = {
     "warmup": (3.0, 1.0),
     "server_warmup": (10.0, 2.0),
     "model_seconds": (3.0, 0.5),
+    "rounds": (3, 1),
+    "round_duration": (10.0, 2.0),
 }
+#: Per paired round (full, quick): seconds of the model alone, then unrecorded seconds of load.
+ROUND_MODEL_SECONDS, ROUND_WARMUP_S = (5.0, 0.5), (2.0, 0.5)
 
 
 def _service_default(name: str, fallback: float) -> float:
@@ -55,6 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--model-seconds", type=float, help="seconds per batch size for the model alone (default 3)"
     )
+    p.add_argument(
+        "--rounds", type=int,
+        help="paired rounds per server after its levels: model alone, then the server at c=16, seconds "
+        "apart; the bar reads their median (default 3; 0: sequential ratios only)",
+    )  # fmt: skip
+    p.add_argument("--round-duration", type=float, help="recorded seconds of load per round (default 10)")
     p.add_argument(
         "--batch-size", type=int,
         help="MAX_BATCH_SIZE for the service, TorchServe's batchSize and the model alone's largest batch "
@@ -94,6 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.batch_delay_ms = _service_default("max_batch_delay_ms", 5)
     if args.batch_size < 1 or any(level < 1 for level in args.levels):
         p.error("--batch-size and --levels must be >= 1")
+    if args.rounds < 0:
+        p.error("--rounds must be >= 0")
     return args
 
 
@@ -114,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, delay_ms=args.batch_delay_ms, service_module=args.service_module,
         upload=args.upload,
         skip_torchserve=args.skip_torchserve, torchserve_workers=args.torchserve_workers,
+        rounds=args.rounds, round_duration_s=args.round_duration,
+        round_model_seconds=ROUND_MODEL_SECONDS[args.quick], round_warmup_s=ROUND_WARMUP_S[args.quick],
     )  # fmt: skip
     meta = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),

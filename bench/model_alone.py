@@ -133,38 +133,54 @@ def top1_agreement(model: _Prepared, images) -> dict | None:
     }
 
 
+class ModelAlone:
+    """The model file loaded once in this process (as ``prepare`` says), timed on demand.
+
+    ``time(batch_size, seconds)`` can be called again later, e.g. between load windows of a server
+    (``bench.rounds``), so that a ratio compares numbers taken seconds apart rather than minutes.
+    """
+
+    def __init__(self, model_file: Path, labels_file: Path | None, photos: list[Path]) -> None:
+        self.model = prepare(model_file, labels_file)
+        self.images = photo_tensor(photos)  # [P, 3, 224, 224] float32, normalised
+
+    def time(self, batch_size: int, seconds: float) -> BatchTiming:
+        """Median time of ``batch_size`` photos (cycled) per call over ``seconds`` s (at least 3
+        calls), at the model's intra-op threads; torch's thread count is restored afterwards."""
+        import torch
+
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(self.model.threads)
+        try:
+            index = torch.arange(batch_size) % self.images.shape[0]
+            return _time_batch(self.model.call, self.images[index].contiguous(), seconds)
+        finally:
+            torch.set_num_threads(previous_threads)
+
+
 def measure(
     model_file: Path,
     labels_file: Path | None,
     photos: list[Path],
     batch_sizes: list[int],
     seconds_per_batch: float,
+    alone: ModelAlone | None = None,
 ) -> ModelAloneResult:
-    """Time ``model_file`` on real photos at each of ``batch_sizes``, loaded as ``prepare`` says.
+    """Time ``model_file`` on real photos at each of ``batch_sizes``, loaded as ``prepare`` says
+    (or with ``alone``, already loaded).
 
     Each batch size is warmed up with 2 calls, then called in a loop for ``seconds_per_batch`` seconds
     (at least 3 calls) under ``torch.inference_mode``; ``ms_per_batch`` is the median call time and
     ``img_per_s = batch_size / median seconds`` (the median shrugs off a neighbour's burst of CPU).
-    torch's intra-op thread count is restored afterwards. Raises ``ValueError`` for an empty
-    ``batch_sizes``.
+    Raises ``ValueError`` for an empty ``batch_sizes``.
     """
-    import torch
-
     if not batch_sizes:
         raise ValueError("batch_sizes is empty")
-    previous_threads = torch.get_num_threads()
-    try:
-        model = prepare(model_file, labels_file)
-        torch.set_num_threads(model.threads)
-        images = photo_tensor(photos)
-        agreement = top1_agreement(model, images)
-        timings = []
-        for batch_size in sorted(set(batch_sizes)):
-            index = torch.arange(batch_size) % images.shape[0]
-            timings.append(_time_batch(model.call, images[index].contiguous(), seconds_per_batch))
-    finally:
-        torch.set_num_threads(previous_threads)
+    alone = alone or ModelAlone(model_file, labels_file, photos)
+    agreement = top1_agreement(alone.model, alone.images)
+    timings = [alone.time(size, seconds_per_batch) for size in sorted(set(batch_sizes))]
     single = next(t for t in timings if t.batch_size == min(batch_sizes))
+    model = alone.model
     return ModelAloneResult(
         loader=model.loader,
         threads=model.threads,

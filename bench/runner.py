@@ -1,4 +1,5 @@
-"""One benchmark run: the model alone, then this service, then TorchServe, one after the other."""
+"""One benchmark run: the model alone, then this service, then TorchServe, one after the other; after
+each server's levels, paired rounds of the model alone and that server (``bench.rounds``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import psutil
 
-from bench import model_alone
-from bench.servers import ManagedProcess, ServerError, run_service, tree_rss_mib
+from bench import model_alone, report
+from bench.rounds import RoundsConfig, run_rounds
+from bench.servers import ManagedProcess, ServerError, run_service, tree_rss_mib, wait_idle
 from bench.torchserve import run_torchserve, unavailable_reason
 
 
@@ -39,6 +41,10 @@ class RunConfig:
     upload: str = "raw"
     skip_torchserve: bool = False
     torchserve_workers: int = 1
+    rounds: int = 0
+    round_model_seconds: float = 5.0
+    round_warmup_s: float = 2.0
+    round_duration_s: float = 10.0
 
 
 def batch_sizes_up_to(limit: int) -> list[int]:
@@ -66,17 +72,33 @@ def _pids(proc: ManagedProcess) -> dict:
     return {"pids": [proc.pid, *(child.pid for child in proc.descendants())]}
 
 
-def run_load(base_url: str, path: str, config: RunConfig, workdir: Path, name: str, expect_key: str) -> list:
-    """Run ``bench.loadgen`` (locust, in its own process) against ``base_url + path``; return its levels."""
+def run_load(
+    base_url: str,
+    path: str,
+    config: RunConfig,
+    workdir: Path,
+    name: str,
+    expect_key: str,
+    levels: list[int] | None = None,
+    warmups_s: tuple[float, float] | None = None,
+    duration_s: float | None = None,
+) -> list:
+    """Run ``bench.loadgen`` (locust, in its own process) against ``base_url + path``; return its levels.
+
+    ``levels``, ``warmups_s`` (server warm-up, per-level warm-up) and ``duration_s`` default to the
+    config's (a paired round passes one level, no server warm-up and its own window)."""
     out = workdir / f"load-{name}.json"
+    levels = levels or config.levels
+    server_warmup, warmup = warmups_s or (config.server_warmup_s, config.warmup_s)
+    duration = config.duration_s if duration_s is None else duration_s
     cmd = [
         sys.executable, "-m", "bench.loadgen", "--host", base_url, "--path", path,
         "--photos", *map(str, config.photos), "--upload", config.upload if name == "service" else "raw",
-        "--expect-key", expect_key, "--levels", *map(str, config.levels),
-        "--server-warmup", str(config.server_warmup_s), "--warmup", str(config.warmup_s),
-        "--duration", str(config.duration_s), "--out", str(out),
+        "--expect-key", expect_key, "--levels", *map(str, levels),
+        "--server-warmup", str(server_warmup), "--warmup", str(warmup),
+        "--duration", str(duration), "--out", str(out),
     ]  # fmt: skip
-    budget = len(config.levels) * (config.warmup_s + config.duration_s + 90) + config.server_warmup_s + 60
+    budget = len(levels) * (warmup + duration + 90) + server_warmup + 60
     done = subprocess.run(
         cmd, capture_output=True, text=True, timeout=budget, cwd=Path(__file__).parent.parent
     )
@@ -85,25 +107,50 @@ def run_load(base_url: str, path: str, config: RunConfig, workdir: Path, name: s
     return json.loads(out.read_text())["levels"]
 
 
-def bench_service(config: RunConfig, workdir: Path) -> dict:
-    """This service over HTTP: ``{"levels": [...], "rss_mib", "startup_s"}`` or ``{"error": why}``."""
+@dataclass
+class Rounds:
+    """What paired rounds need: the model alone, already loaded, and the rounds' shape."""
+
+    alone: model_alone.ModelAlone
+    config: RoundsConfig
+
+
+def paired(
+    rounds: Rounds | None, config: RunConfig, server: ManagedProcess, url: tuple[str, str], workdir: Path,
+    name: str, expect_key: str,
+) -> dict:  # fmt: skip
+    """``{"paired": run_rounds(...)}`` against the running ``server`` at ``url`` (base, path); ``{}``
+    without rounds. Each model-alone timing waits for the server's processes to be idle."""
+    if rounds is None:
+        return {}
+    shape = rounds.config
+
+    def load() -> dict:
+        warmups = (0.0, shape.warmup_s)
+        levels = run_load(*url, config, workdir, f"{name}-round", expect_key, [shape.concurrency], warmups,
+                          shape.duration_s)  # fmt: skip
+        return levels[0]
+
+    return {"paired": run_rounds(rounds.alone, shape, load, lambda: wait_idle(server.pid))}
+
+
+def bench_service(config: RunConfig, workdir: Path, rounds: Rounds | None = None) -> dict:
+    """This service over HTTP: ``{"levels": [...], "rss_mib", "paired"?, ...}`` or ``{"error": why}``.
+    RSS is read after the levels, before the paired rounds."""
     try:
         with run_service(config.service_module, config.model_file, config.labels_file, workdir) as (
             base,
             proc,
         ):
             levels = run_load(base, "/predict", config, workdir, "service", "predictions")
-            return {
-                "levels": levels,
-                "rss_mib": server_rss_mib(proc),
-                "url": f"{base}/predict",
-                **_pids(proc),
-            }
+            result = {"levels": levels, "rss_mib": server_rss_mib(proc), "url": f"{base}/predict"}
+            more = paired(rounds, config, proc, (base, "/predict"), workdir, "service", "predictions")
+            return {**result, **more, **_pids(proc)}
     except (ServerError, RuntimeError, subprocess.SubprocessError, OSError) as error:
         return {"error": f"{type(error).__name__}: {error}"[-3000:]}
 
 
-def bench_torchserve(config: RunConfig, workdir: Path) -> dict:
+def bench_torchserve(config: RunConfig, workdir: Path, rounds: Rounds | None = None) -> dict:
     """TorchServe under the same load, or ``{"error": why}`` / ``{"skipped": why}``."""
     if config.skip_torchserve:
         return {"skipped": "--skip-torchserve"}
@@ -116,9 +163,11 @@ def bench_torchserve(config: RunConfig, workdir: Path) -> dict:
             workers=config.torchserve_workers, batch_size=config.batch_size, delay_ms=round(config.delay_ms),
         ) as (url, proc):  # fmt: skip
             base, path = url.split("/predictions/", 1)
-            levels = run_load(base, f"/predictions/{path}", config, workdir, "torchserve", "")
+            path = f"/predictions/{path}"
+            levels = run_load(base, path, config, workdir, "torchserve", "")
             rss = server_rss_mib(proc, skip_launcher=True)
-            return {"levels": levels, "rss_mib": rss, "url": url, **_pids(proc)}
+            more = paired(rounds, config, proc, (base, path), workdir, "torchserve", "")
+            return {"levels": levels, "rss_mib": rss, "url": url, **more, **_pids(proc)}
     except (ServerError, RuntimeError, subprocess.SubprocessError, OSError) as error:
         return {"error": f"{type(error).__name__}: {error}"[-3000:]}
 
@@ -126,14 +175,28 @@ def bench_torchserve(config: RunConfig, workdir: Path) -> dict:
 def run(config: RunConfig) -> dict:
     """Run every target in turn (so they never compete for the cores) and return the raw results."""
     results: dict = {}
+    rounds = None
     try:
-        results["model_alone"] = model_alone.measure(
-            config.model_file, config.labels_file, config.photos, batch_sizes_up_to(config.batch_size),
-            config.model_seconds_per_batch,
-        ).to_dict()  # fmt: skip
+        alone = model_alone.ModelAlone(config.model_file, config.labels_file, config.photos)
+        sizes = batch_sizes_up_to(config.batch_size)
+        measured = model_alone.measure(
+            config.model_file, config.labels_file, config.photos, sizes, config.model_seconds_per_batch, alone
+        )
+        results["model_alone"] = measured.to_dict()
+        if config.rounds > 0:  # the rounds time the model alone at the batch size of its ceiling
+            best = max(measured.batches, key=lambda timing: timing.img_per_s).batch_size
+            shape = RoundsConfig(
+                config.rounds,
+                report.ratio_concurrency(config.levels),
+                best,
+                config.round_model_seconds,
+                config.round_warmup_s,
+                config.round_duration_s,
+            )
+            rounds = Rounds(alone, shape)
     except Exception as error:
         results["model_alone"] = {"error": "".join(traceback.format_exception_only(error)).strip()}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        results["service"] = bench_service(config, Path(tmp))
-        results["torchserve"] = bench_torchserve(config, Path(tmp))
+        results["service"] = bench_service(config, Path(tmp), rounds)
+        results["torchserve"] = bench_torchserve(config, Path(tmp), rounds)
     return results

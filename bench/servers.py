@@ -41,6 +41,31 @@ def tree_rss_mib(pid: int) -> float:
     return total / 2**20
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and all its descendants."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def wait_idle(pid: int, max_cpu: float = 0.1, interval_s: float = 0.25, timeout_s: float = 60.0) -> float:
+    """Wait until process ``pid``'s tree uses under ``max_cpu`` CPUs (0.1 = 10 % of one core) over two
+    ``interval_s`` intervals in a row, e.g. while a server finishes requests its clients gave up on;
+    return the seconds waited (``timeout_s`` at most: a busy idle server only makes the wait long)."""
+    started = time.perf_counter()
+    quiet, last = 0, tree_cpu_s(pid)
+    while quiet < 2 and time.perf_counter() - started < timeout_s:
+        time.sleep(interval_s)
+        now = tree_cpu_s(pid)
+        quiet = quiet + 1 if (now - last) / interval_s < max_cpu else 0
+        last = now
+    return time.perf_counter() - started
+
+
 class ManagedProcess:
     """A server process in its own session; ``stop()`` ends it and every descendant (TERM, then KILL).
 

@@ -65,11 +65,26 @@ def test_service_serves_every_level_without_errors(quick_run) -> None:
     _assert_all_stopped(doc["service"]["pids"], at_least=1)
 
 
+def test_paired_rounds_time_the_model_alone_next_to_each_server(quick_run) -> None:
+    _, doc = quick_run
+    rounds = doc["service"]["paired"]["rounds"]
+    assert len(rounds) == doc["meta"]["config"]["rounds"] >= 1
+    best = max(doc["model_alone"]["batches"], key=lambda b: b["img_per_s"])["batch_size"]
+    assert doc["service"]["paired"]["batch_size"] == best
+    for row in rounds:
+        assert row["errors"] == 0 and row["model_alone_img_per_s"] > 0 and row["server_img_per_s"] > 0
+        assert row["ratio"] == row["server_img_per_s"] / row["model_alone_img_per_s"]
+    assert doc["summary"]["basis"]["service_vs_model_alone"] == "paired"
+    assert doc["summary"]["service_vs_model_alone"] == doc["service"]["paired"]["efficiency"]
+
+
 @pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java 17 (CI installs it)")
 def test_torchserve_runs_under_the_same_load_and_is_stopped(quick_run) -> None:
     _, doc = quick_run
     _assert_sane_levels(doc["torchserve"], doc["meta"]["config"]["levels"])
     assert doc["summary"]["service_vs_torchserve"] > 0
+    assert doc["torchserve"]["paired"]["rounds"]
+    assert doc["summary"]["basis"]["service_vs_torchserve"] == "paired"
     _assert_all_stopped(doc["torchserve"]["pids"], at_least=3)  # launcher, Java frontend, Python worker
 
 

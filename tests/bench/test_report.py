@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.payloads import encode, percentile
-from bench.report import summarize, table
+from bench.report import summarize, table, verdicts
 from bench.runner import batch_sizes_up_to
 
 
@@ -84,8 +84,6 @@ def test_a_missing_torchserve_gives_no_ratio_and_a_reason_in_the_table() -> None
 
 
 def test_bfloat16_agreement_is_reported_with_how_telling_it_is() -> None:
-    from bench.report import verdicts
-
     results = _results(36.0, 20.0, 50.0)
     results["model_alone"] |= {
         "dtype": "bfloat16",
@@ -102,3 +100,38 @@ def test_bfloat16_agreement_is_reported_with_how_telling_it_is() -> None:
     assert "bfloat16 vs float32 on 7 photos: top-1 agrees on 6 (5 distinct float32 classes)" in text
     assert "top-5 overlap 0.90, max |dp| 0.0123" in text
     assert "vs float32" not in verdicts(summarize(_results(36.0, 20.0, 50.0), [1, 16]))
+
+
+def _paired(ratios: list[float], errors: int = 0) -> dict:
+    rounds = [{"model_alone_img_per_s": 40.0, "server_img_per_s": 40.0 * r, "ratio": r, "errors": errors,
+               "p50_ms": 1.0, "p99_ms": 2.0} for r in ratios]  # fmt: skip
+    return {"concurrency": 16, "batch_size": 8, "rounds": rounds, "efficiency": sorted(ratios)[1],
+            "errors": errors * len(ratios)}  # fmt: skip
+
+
+def test_paired_rounds_decide_the_bar_and_the_sequential_ratios_stay_alongside() -> None:
+    # Sequentially 30 / 40 = 0.75 and 30 / 25 = 1.2: both below the bar. Paired, the service keeps 0.88
+    # of the model alone timed next to it and TorchServe 0.55: 0.88 and 1.6, both above.
+    results = _results(service_16=30.0, ts_16=25.0, p99_1=50.0)
+    results["service"]["paired"] = _paired([0.86, 0.88, 0.90])
+    results["torchserve"]["paired"] = _paired([0.50, 0.55, 0.60])
+    summary = summarize(results, [1, 16])
+    assert summary["basis"] == {"service_vs_model_alone": "paired", "service_vs_torchserve": "paired"}
+    assert summary["service_vs_model_alone"] == pytest.approx(0.88)
+    assert summary["service_vs_torchserve"] == pytest.approx(0.88 / 0.55)
+    assert summary["sequential"]["service_vs_model_alone"] == pytest.approx(0.75)
+    assert summary["sequential"]["service_vs_torchserve"] == pytest.approx(1.2)
+    assert summary["paired_rounds"]["service"] == [0.86, 0.88, 0.90]
+    assert summary["pass"]["vs_model_alone"] and summary["pass"]["vs_torchserve"]
+    text = verdicts(summary)
+    assert "model alone = 0.880 (bar >= 0.85; paired, median of 3 rounds; sequential 0.750) ok" in text
+    assert "| service | 2 | c=16 | 35.2 | batch 8 | 40.0 | 0.880 | 0 |" in table(results)
+
+
+def test_an_error_in_a_paired_round_fails_zero_errors_and_one_side_alone_stays_sequential() -> None:
+    results = _results(service_16=36.0, ts_16=20.0, p99_1=50.0)
+    results["service"]["paired"] = _paired([0.86, 0.88, 0.90], errors=1)
+    summary = summarize(results, [1, 16])
+    assert summary["service_errors"] == 3 and not summary["pass"]["zero_errors"]
+    assert summary["basis"]["service_vs_torchserve"] == "sequential"  # TorchServe ran no rounds
+    assert summary["service_vs_torchserve"] == pytest.approx(36.0 / 20.0)
