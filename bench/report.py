@@ -48,8 +48,7 @@ def _ratios(result: dict) -> list[float]:
 
 
 def _efficiency(result: dict) -> float | None:
-    paired = result.get("paired")
-    return paired["efficiency"] if paired else None
+    return result.get("paired", {}).get("efficiency")  # None: no rounds, or they failed ({"error": ...})
 
 
 def summarize(results: dict, levels: list[int]) -> dict:
@@ -76,10 +75,12 @@ def summarize(results: dict, levels: list[int]) -> dict:
     efficiency, ts_efficiency = _efficiency(results["service"]), _efficiency(results["torchserve"])
     paired = {
         "service_vs_model_alone": efficiency,
-        "service_vs_torchserve": efficiency / ts_efficiency if efficiency and ts_efficiency else None,
+        "service_vs_torchserve": efficiency / ts_efficiency
+        if efficiency is not None and ts_efficiency
+        else None,
     }
-    basis = {key: "paired" if paired[key] else "sequential" for key in paired}
-    vs_model, vs_ts = (paired[key] or sequential[key] for key in paired)
+    basis = {key: "sequential" if paired[key] is None else "paired" for key in paired}
+    vs_model, vs_ts = (sequential[key] if paired[key] is None else paired[key] for key in paired)
     one = _level(results["service"], 1)
     p99_bound = P99_FACTOR * single + P99_SLACK_MS if single else None
     errors = sum(lv["errors"] for lv in results["service"].get("levels", []))
@@ -145,7 +146,11 @@ def _paired_table(results: dict) -> list[str]:
     rows = []
     for key, name in (("service", "service"), ("torchserve", "TorchServe")):
         paired = results[key].get("paired")
-        for i, row in enumerate(paired["rounds"] if paired else [], 1):
+        if paired and "error" in paired:
+            rows.append(
+                f"| {name} | – | not run: {paired['error'].strip().splitlines()[0][:100]} | | | | | |"
+            )
+        for i, row in enumerate(paired.get("rounds", []) if paired else [], 1):
             rows.append(
                 f"| {name} | {i} | c={paired['concurrency']} | {_fmt(row['server_img_per_s'])} "
                 f"| batch {paired['batch_size']} | {_fmt(row['model_alone_img_per_s'])} "

@@ -131,7 +131,10 @@ def paired(
                           shape.duration_s)  # fmt: skip
         return levels[0]
 
-    return {"paired": run_rounds(rounds.alone, shape, load, lambda: wait_idle(server.pid))}
+    try:
+        return {"paired": run_rounds(rounds.alone, shape, load, lambda: wait_idle(server.pid))}
+    except (RuntimeError, subprocess.SubprocessError, OSError, psutil.Error) as error:  # levels stay
+        return {"paired": {"error": f"{type(error).__name__}: {error}"[-3000:]}}
 
 
 def bench_service(config: RunConfig, workdir: Path, rounds: Rounds | None = None) -> dict:

@@ -135,3 +135,7 @@ def test_an_error_in_a_paired_round_fails_zero_errors_and_one_side_alone_stays_s
     assert summary["service_errors"] == 3 and not summary["pass"]["zero_errors"]
     assert summary["basis"]["service_vs_torchserve"] == "sequential"  # TorchServe ran no rounds
     assert summary["service_vs_torchserve"] == pytest.approx(36.0 / 20.0)
+    results["torchserve"]["paired"] = {"error": "RuntimeError: load generator failed (1):\n..."}
+    summary = summarize(results, [1, 16])
+    assert summary["basis"]["service_vs_torchserve"] == "sequential"  # rounds that failed read as none
+    assert "| TorchServe | – | not run: RuntimeError: load generator failed (1): |" in table(results)
