@@ -6,9 +6,11 @@ them, waiting at most ``max_batch_delay_ms`` after the first for more, then wait
 ``DECODE_WAIT_S``) for those still being decoded, stacks them into ``[N, 3, H, W]`` and runs ``predict``
 in a dedicated inference thread; each item's result row goes back to its own future. So the batch is
 the oldest images, its delay overlaps their decoding, and a bad image fails only its own request (at
-once, when its decode raises). Admission is bounded (``max_queue`` images admitted and not yet in a
-forward pass -> ``Overloaded``, HTTP 503 with ``Retry-After``) and every item has a deadline
-(``request_timeout_ms``, decoding included -> ``InferenceTimeout``, 504).
+once, when its decode raises). While a pass runs, a *full* batch is queued right behind it, so under
+load the inference thread goes from one pass to the next without waiting for the event loop; a partial
+batch waits for the pass to end (and may still fill up). Admission is bounded (``max_queue`` images
+admitted and not yet in or queued for a forward pass -> ``Overloaded``, HTTP 503 with ``Retry-After``)
+and every item has a deadline (``request_timeout_ms``, decoding included -> ``InferenceTimeout``, 504).
 """
 
 from __future__ import annotations
@@ -64,14 +66,15 @@ class Batcher:
         self._waiting: deque[_Item] = deque()  # admitted, in admission order (may still be decoding)
         self._parked: set[_Item] = set()  # still decoding after DECODE_WAIT_S; rejoin the front when done
         self._collecting: list[_Item] = []  # taken for the next batch, their decodes awaited
-        self._running: list[_Item] = []  # the batch in the model now
+        self._passes: dict[asyncio.Task, list[_Item]] = {}  # running, then at most one queued -> items
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = executor
 
     @property
     def depth(self) -> int:
-        """Images admitted and not yet in a forward pass (decoding or waiting): what ``max_queue`` bounds."""
+        """Images admitted and not yet in a forward pass (decoding or waiting) or queued for the next
+        one: what ``max_queue`` bounds."""
         return len(self._waiting) + len(self._parked) + len(self._collecting)
 
     async def start(self) -> None:
@@ -82,11 +85,12 @@ class Batcher:
 
     async def stop(self) -> None:
         """Stop collecting; pending items fail with ``NotReady`` (503)."""
-        pending = [*self._running, *self._collecting, *self._parked, *self._waiting]  # before cancelling
-        if self._task:
-            self._task.cancel()
+        passes = [item for items in self._passes.values() for item in items]
+        pending = [*passes, *self._collecting, *self._parked, *self._waiting]  # before cancelling
+        for task in [self._task, *self._passes] if self._task else []:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         self._waiting.clear()
         self._parked.clear()
         for item in pending:
@@ -146,24 +150,33 @@ class Batcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect(loop)
+            if len(self._passes) > 1:  # one running, one queued: wait for the first to finish
+                await asyncio.wait(list(self._passes)[:1])
+            busy = next(reversed(self._passes), None)  # the pass a new batch would queue behind
+            batch = await self._collect(loop, busy)
             self._observe_depth()
-            if not batch:
-                continue
-            self._running = batch
-            try:
-                await self._run_batch(loop, batch)
-            except Exception as exc:  # never let one batch kill the collector, nor leave an item unanswered
-                logger.exception("batch of %d failed", len(batch))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(InferenceFailed(f"batch failed: {exc}"))
-            finally:
-                self._running = []
+            if batch:
+                task = loop.create_task(self._pass(loop, batch), name="forward pass")
+                self._passes[task] = batch
+                task.add_done_callback(self._finished)
 
-    async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Item]:
-        """The oldest live items, up to ``max_batch_size``, once their decodes are done."""
-        while not self._waiting:
+    def _finished(self, task: asyncio.Task) -> None:
+        del self._passes[task]
+        self._wakeup.set()  # a collector waiting for a full batch or for this pass goes on
+
+    async def _pass(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        try:
+            await self._run_batch(loop, batch)
+        except Exception as exc:  # never let one batch kill the collector, nor leave an item unanswered
+            logger.exception("batch of %d failed", len(batch))
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(InferenceFailed(f"batch failed: {exc}"))
+
+    async def _collect(self, loop: asyncio.AbstractEventLoop, busy: asyncio.Task | None) -> list[_Item]:
+        """The oldest live items, up to ``max_batch_size``, once their decodes are done. While ``busy``
+        (a pass in flight) runs, only once ``max_batch_size`` items wait."""
+        while not self._waiting or (busy and not busy.done() and len(self._waiting) < self.max_batch_size):
             self._wakeup.clear()
             await self._wakeup.wait()
         flush_at = loop.time() + self.max_delay
@@ -208,10 +221,9 @@ class Batcher:
             tensor = item.input.result()
             groups.setdefault((*tensor.shape, tensor.dtype), []).append(item)
         for items in groups.values():
-            started = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._executor, self._stack_and_predict,
-                                                    [item.input.result() for item in items])
+                result, seconds = await loop.run_in_executor(self._executor, self._stack_and_predict,
+                                                             [item.input.result() for item in items])
             except Exception as exc:
                 logger.exception("forward pass on %s failed", [len(items), *items[0].input.result().shape])
                 error = InferenceFailed(f"model failed on a batch of {len(items)}: {exc}")
@@ -221,14 +233,17 @@ class Batcher:
                 continue
             if self._metrics:
                 self._metrics.batch_size.observe(len(items))
-                self._metrics.inference_seconds.observe(time.perf_counter() - started)
+                self._metrics.inference_seconds.observe(seconds)
             for row, item in zip(result, items, strict=True):
                 if not item.future.done():
                     item.future.set_result(row)
 
-    def _stack_and_predict(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        """In the model thread: ``N x [3, H, W]`` -> ``[N, 3, H, W]`` -> ``predict``."""
-        return self._predict(stack_images(tensors))
+    def _stack_and_predict(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, float]:
+        """In the model thread: ``N x [3, H, W]`` -> ``[N, 3, H, W]`` -> ``predict``; also returns the
+        pass's own duration (s; a queued pass's wait is not part of it)."""
+        started = time.perf_counter()
+        result = self._predict(stack_images(tensors))
+        return result, time.perf_counter() - started
 
     def _observe_depth(self) -> None:
         if self._metrics:

@@ -27,9 +27,9 @@ class InferencePipeline:
     tensor enters a batch, so a bad image fails only its own request.
 
     Admission is bounded before any decoding: when ``MAX_QUEUE`` images are already admitted and not
-    yet in a forward pass (decoding or waiting), a request is refused at once with ``Overloaded`` (503,
-    ``Retry-After``), so memory stays bounded by about ``MAX_QUEUE`` + ``MAX_BATCH_SIZE`` images (plus
-    request bodies in flight) under any load.
+    yet in (or queued for) a forward pass (decoding or waiting), a request is refused at once with
+    ``Overloaded`` (503, ``Retry-After``), so memory stays bounded by about ``MAX_QUEUE`` + 2 x
+    ``MAX_BATCH_SIZE`` images (plus request bodies in flight) under any load.
     ``draining`` (set on SIGTERM, see ``service.server``) turns readiness to 503 while requests still run.
     """
 

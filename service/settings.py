@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     # per image at 8 as at 16 alone, and 8 pipelines better under load (decode overlaps the model).
     max_batch_size: int = Field(8, ge=1, le=1024, description="Images per forward pass, at most.")
     max_batch_delay_ms: float = Field(2.0, ge=0, le=10_000, description="Wait for a batch to fill (ms).")
-    max_queue: int = Field(256, ge=1, description="Images admitted and not yet in a forward pass (decoding "
-                           "or waiting) before 503 + Retry-After.")
+    max_queue: int = Field(256, ge=1, description="Images admitted and not yet in or queued for a forward "
+                           "pass (decoding or waiting) before 503 + Retry-After.")
     request_timeout_ms: float = Field(30_000, gt=0, description="Decode + queue + inference deadline (ms) "
                                       "-> 504.")
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Request body limit (bytes) -> 413.")

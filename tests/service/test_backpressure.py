@@ -58,8 +58,9 @@ def test_full_queue_answers_503_with_retry_after_and_holds_a_bounded_number_of_i
         gate.clear()
         early, late = asyncio.run(_burst(server.url, 30, gate.set))
 
-        # Held while the model (or the decoder) was stuck: the running batch + a full queue, no more.
-        held_max = max_queue + max_batch + (1 if stage == "decode" else 0)  # + the image being decoded
+        # Held while the model (or the decoder) was stuck: the running batch, a full batch queued behind
+        # it (model stage) + a full queue, no more.
+        held_max = max_queue + max_batch + (max_batch if stage == "model" else 1)  # or + the one decoding
         assert max_queue <= len(late) <= held_max, (len(early), len(late))
         assert len(early) == 30 - len(late)
         for response in early:

@@ -294,3 +294,36 @@ def test_stack_images_keeps_channels_last_pixels_without_a_transpose():
     assert torch.equal(batch, torch.stack(views))
     planar = [torch.rand(3, 5, 6) for _ in range(2)]  # V2 tensors: plain NCHW, stacked as they are
     assert torch.equal(stack_images(planar), torch.stack(planar))
+
+
+def test_a_full_batch_queues_behind_the_running_pass_and_a_partial_one_waits_for_it():
+    """While a pass runs, the next full batch is handed to the inference thread at once (it starts
+    without an event-loop turn in between); a partial batch is held back, still able to fill up."""
+    model = EchoModel()
+    model.gate.clear()  # the first pass blocks in the model
+
+    async def run(batcher):
+        first = [asyncio.ensure_future(batcher.submit([image(i)])) for i in range(4)]
+        await _until(lambda: batcher.depth == 0)  # the first 4 are in the model
+        second = [asyncio.ensure_future(batcher.submit([image(10 + i)])) for i in range(4)]
+        await _until(lambda: batcher.depth == 0)  # a full batch: queued behind the pass
+        third = [asyncio.ensure_future(batcher.submit([image(20 + i)])) for i in range(3)]
+        await asyncio.sleep(0.1)  # far past the 1 ms delay: a partial batch still waits
+        assert batcher.depth == 3 and len(batcher._passes) == 2
+        fourth = asyncio.ensure_future(batcher.submit([image(30)]))  # fills the third batch...
+        await asyncio.sleep(0.05)
+        assert batcher.depth == 4  # ...which still waits: two passes are in flight already
+        model.gate.set()
+        return await asyncio.gather(*first, *second, *third, fourth)
+
+    rows = asyncio.run(_with_batcher(model, run, max_batch_size=4, max_batch_delay_ms=1))
+    assert model.sizes == [4, 4, 4]
+    assert model.means == [0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 30]
+    assert [float(r[0]) for [r] in rows] == model.means
+
+
+async def _until(condition, timeout: float = 5.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        assert time.perf_counter() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
