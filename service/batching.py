@@ -73,8 +73,8 @@ class Batcher:
 
     @property
     def depth(self) -> int:
-        """Images admitted and not yet in a forward pass (decoding or waiting) or queued for the next
-        one: what ``max_queue`` bounds."""
+        """Images admitted and neither in nor queued for a forward pass (decoding or waiting): what
+        ``max_queue`` bounds."""
         return len(self._waiting) + len(self._parked) + len(self._collecting)
 
     async def start(self) -> None:

@@ -4,7 +4,7 @@ Series (names follow Prometheus conventions: base units, ``_total`` counters):
 - ``http_requests_total{method, route, status}``; ``http_request_duration_seconds{method, route}``
   (``route`` is the route template, e.g. ``/v2/models/{name}/infer``, or ``unmatched``);
 - ``inference_batch_size`` (images per forward pass), ``inference_duration_seconds`` (one forward pass),
-  ``inference_queue_depth`` (images admitted, not yet in a forward pass),
+  ``inference_queue_depth`` (images admitted, neither in nor queued for a forward pass),
   ``inference_rejected_total{reason}`` (queue_full / timeout),
   ``image_preprocess_duration_seconds`` (decode + preprocess of one image);
 - ``model_ready`` (1 once loaded and warmed), ``model_info{name, version, format}``.
@@ -38,8 +38,8 @@ class Metrics:
         self.preprocess_seconds = Histogram("image_preprocess_duration_seconds",
                                             "Decode + preprocess of one image (s).",
                                             buckets=LATENCY_BUCKETS, registry=r)
-        self.queue_depth = Gauge("inference_queue_depth", "Images admitted and not yet in a forward pass "
-                                 "(decoding or waiting for a batch).", registry=r)
+        self.queue_depth = Gauge("inference_queue_depth", "Images admitted and neither in nor queued for a "
+                                 "forward pass (decoding or waiting for a batch).", registry=r)
         self.rejected = Counter("inference_rejected", "Images refused: queue full or past deadline.",
                                 ["reason"], registry=r)
         self.model_ready = Gauge("model_ready", "1 when the model is loaded and warmed.", registry=r)
