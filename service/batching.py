@@ -43,8 +43,7 @@ Input = torch.Tensor | Awaitable[torch.Tensor]
 @dataclass(eq=False)
 class _Item:
     input: asyncio.Future  # -> tensor [3, H, W]; pending while the image is being decoded
-    future: asyncio.Future  # -> result row [C]
-    deadline: float  # loop.time() seconds
+    future: asyncio.Future  # -> result row [C]; the deadline is submit()'s asyncio.timeout_at
 
 
 class Batcher:
@@ -87,7 +86,7 @@ class Batcher:
         """Stop collecting; pending items fail with ``NotReady`` (503)."""
         passes = [item for items in self._passes.values() for item in items]
         pending = [*passes, *self._collecting, *self._parked, *self._waiting]  # before cancelling
-        for task in [self._task, *self._passes] if self._task else []:
+        for task in [task for task in (self._task, *self._passes) if task]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -118,7 +117,7 @@ class Batcher:
             raise
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        items = [_Item(_as_future(value, loop), loop.create_future(), deadline) for value in inputs]
+        items = [_Item(_as_future(value, loop), loop.create_future()) for value in inputs]
         for item in items:
             item.input.add_done_callback(lambda _, item=item: _fail_if_input_failed(item))
         self._waiting.extend(items)
