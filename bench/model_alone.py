@@ -24,7 +24,8 @@ class BatchTiming:
 
 @dataclass
 class ModelAloneResult:
-    """The model alone: per-batch-size timings, the ceiling (best img/s) and the single-image time (ms).
+    """The model alone: per-batch-size timings, the ceiling (best img/s, and the batch size giving it:
+    the paired rounds time that one) and the single-image time (ms).
 
     ``loader`` says how the model was loaded: ``service`` (the service's own ``ImageClassifier`` with
     the same settings, so channels_last / dtype / threads match the server) or ``torchscript``.
@@ -36,6 +37,7 @@ class ModelAloneResult:
     channels_last: bool
     batches: list[BatchTiming]
     ceiling_img_per_s: float
+    ceiling_batch_size: int
     single_image_ms: float
     top1_agreement_vs_float32: dict | None = None
 
@@ -141,7 +143,13 @@ class ModelAlone:
     """
 
     def __init__(self, model_file: Path, labels_file: Path | None, photos: list[Path]) -> None:
-        self.model = prepare(model_file, labels_file)
+        import torch
+
+        previous_threads = torch.get_num_threads()  # prepare() sets the service's, to load as it does
+        try:
+            self.model = prepare(model_file, labels_file)
+        finally:
+            torch.set_num_threads(previous_threads)
         self.images = photo_tensor(photos)  # [P, 3, 224, 224] float32, normalised
 
     def time(self, batch_size: int, seconds: float) -> BatchTiming:
@@ -158,16 +166,8 @@ class ModelAlone:
             torch.set_num_threads(previous_threads)
 
 
-def measure(
-    model_file: Path,
-    labels_file: Path | None,
-    photos: list[Path],
-    batch_sizes: list[int],
-    seconds_per_batch: float,
-    alone: ModelAlone | None = None,
-) -> ModelAloneResult:
-    """Time ``model_file`` on real photos at each of ``batch_sizes``, loaded as ``prepare`` says
-    (or with ``alone``, already loaded).
+def measure(alone: ModelAlone, batch_sizes: list[int], seconds_per_batch: float) -> ModelAloneResult:
+    """Time the loaded model ``alone`` on its photos at each of ``batch_sizes``.
 
     Each batch size is warmed up with 2 calls, then called in a loop for ``seconds_per_batch`` seconds
     (at least 3 calls) under ``torch.inference_mode``; ``ms_per_batch`` is the median call time and
@@ -176,10 +176,10 @@ def measure(
     """
     if not batch_sizes:
         raise ValueError("batch_sizes is empty")
-    alone = alone or ModelAlone(model_file, labels_file, photos)
     agreement = top1_agreement(alone.model, alone.images)
     timings = [alone.time(size, seconds_per_batch) for size in sorted(set(batch_sizes))]
     single = next(t for t in timings if t.batch_size == min(batch_sizes))
+    best = max(timings, key=lambda t: t.img_per_s)
     model = alone.model
     return ModelAloneResult(
         loader=model.loader,
@@ -187,7 +187,8 @@ def measure(
         dtype=model.dtype,
         channels_last=model.channels_last,
         batches=timings,
-        ceiling_img_per_s=max(t.img_per_s for t in timings),
+        ceiling_img_per_s=best.img_per_s,
+        ceiling_batch_size=best.batch_size,
         single_image_ms=single.ms_per_batch / single.batch_size,
         top1_agreement_vs_float32=agreement,
     )

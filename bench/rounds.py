@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from bench.model_alone import ModelAlone
 
@@ -58,7 +58,8 @@ def run_rounds(
             "errors": level["errors"], "p50_ms": level["p50_ms"], "p99_ms": level["p99_ms"],
         })  # fmt: skip
     return {
-        **{k: v for k, v in asdict(config).items() if k in ("concurrency", "batch_size")},
+        "concurrency": config.concurrency,
+        "batch_size": config.batch_size,
         "rounds": rows,
         "efficiency": statistics.median(row["ratio"] for row in rows),
         "errors": sum(row["errors"] for row in rows),

@@ -182,16 +182,13 @@ def run(config: RunConfig) -> dict:
     try:
         alone = model_alone.ModelAlone(config.model_file, config.labels_file, config.photos)
         sizes = batch_sizes_up_to(config.batch_size)
-        measured = model_alone.measure(
-            config.model_file, config.labels_file, config.photos, sizes, config.model_seconds_per_batch, alone
-        )
+        measured = model_alone.measure(alone, sizes, config.model_seconds_per_batch)
         results["model_alone"] = measured.to_dict()
         if config.rounds > 0:  # the rounds time the model alone at the batch size of its ceiling
-            best = max(measured.batches, key=lambda timing: timing.img_per_s).batch_size
             shape = RoundsConfig(
                 config.rounds,
                 report.ratio_concurrency(config.levels),
-                best,
+                measured.ceiling_batch_size,
                 config.round_model_seconds,
                 config.round_warmup_s,
                 config.round_duration_s,

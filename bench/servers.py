@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -31,25 +31,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def tree_rss_mib(pid: int) -> float:
-    """Resident memory (MiB) of process ``pid`` plus all its descendants (psutil ``memory_info().rss``)."""
-    root = psutil.Process(pid)
-    total = 0
-    for proc in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += proc.memory_info().rss
-    return total / 2**20
-
-
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid`` and all its descendants."""
+def _tree_total(pid: int, measure: Callable[[psutil.Process], float]) -> float:
+    """``measure`` summed over process ``pid`` and all its descendants (one that exits meanwhile counts 0)."""
     root = psutil.Process(pid)
     total = 0.0
     for proc in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
-            times = proc.cpu_times()
-            total += times.user + times.system
+            total += measure(proc)
     return total
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory (MiB) of process ``pid`` plus all its descendants (psutil ``memory_info().rss``)."""
+    return _tree_total(pid, lambda proc: proc.memory_info().rss) / 2**20
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and all its descendants."""
+    return _tree_total(pid, lambda proc: sum(proc.cpu_times()[:2]))  # (user, system, children's...)
 
 
 def wait_idle(pid: int, max_cpu: float = 0.1, interval_s: float = 0.25, timeout_s: float = 60.0) -> float:
