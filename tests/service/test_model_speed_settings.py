@@ -14,6 +14,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from service.errors import ModelLoadError
+from service.loaders import LoadedModel
 from service.model import ImageClassifier
 from service.settings import Settings
 
@@ -24,21 +25,29 @@ def _classifier(**kwargs) -> ImageClassifier:
     return classifier
 
 
+def _preprocessing_only(resize: int = 256, crop: int = 224) -> ImageClassifier:
+    """A classifier whose preprocessing is configured (ImageNet mean / std), with no model loaded."""
+    classifier = ImageClassifier(Settings(resize_size=resize, crop_size=crop))
+    classifier._configure_preprocessing(LoadedModel(torch.nn.Identity(), "state_dict"))
+    return classifier
+
+
+def _torchvision_reference(resize: int = 256, crop: int = 224) -> v2.Compose:
+    """torchvision's own uint8-tensor pipeline: the numbers ``preprocess`` must reproduce."""
+    return v2.Compose([v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(crop),
+                       v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+
+
 @pytest.fixture(scope="module")
 def photo_batch(photos) -> torch.Tensor:
     """The real photos, preprocessed by the service: ``[P, 3, 224, 224]`` float32."""
-    classifier = ImageClassifier(Settings())
-    classifier.resize_size, classifier.crop_size = 256, 224
-    from service.loaders import LoadedModel
-
-    classifier._configure_preprocessing(LoadedModel(torch.nn.Identity(), "state_dict"))
+    classifier = _preprocessing_only()
     return torch.stack([classifier.preprocess(Image.fromarray(p)) for p in photos.values()])
 
 
 def test_preprocessing_matches_torchvision_tensor_pipeline(photos, photo_batch):
-    reference = v2.Compose([v2.PILToTensor(), v2.Resize(256, antialias=True), v2.CenterCrop(224),
-                            v2.ToDtype(torch.float32, scale=True),
-                            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    reference = _torchvision_reference()
     expected = torch.stack([reference(Image.fromarray(p)) for p in photos.values()])
     # Pillow's and torchvision's antialiased resize agree to within one 8-bit level, which after
     # normalisation is 1 / (255 * std) <= 0.0176; they differ on ~0.1 % of the pixels.
@@ -123,13 +132,7 @@ def test_a_model_that_cannot_take_the_dtype_fails_load_with_the_setting_named(mo
 def test_box_resize_matches_resize_then_crop_for_odd_shapes(photos, size, resize, crop):
     """Very wide / tall photos and a crop larger than the resized image (padded, torchvision path)."""
     image = Image.fromarray(photos["astronaut"]).resize(size)
-    classifier = ImageClassifier(Settings(resize_size=resize, crop_size=crop))
-    from service.loaders import LoadedModel
-
-    classifier._configure_preprocessing(LoadedModel(torch.nn.Identity(), "state_dict"))
-    reference = v2.Compose([v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(crop),
-                            v2.ToDtype(torch.float32, scale=True),
-                            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
-    ours, expected = classifier.preprocess(image), reference(image)
+    classifier = _preprocessing_only(resize, crop)
+    ours, expected = classifier.preprocess(image), _torchvision_reference(resize, crop)(image)
     assert ours.shape == expected.shape == (3, crop, crop)
     assert (ours - expected).abs().max() <= 1 / (255 * 0.224) + 1e-5
