@@ -106,6 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--batch-size and --levels must be >= 1")
     if args.rounds < 0:
         p.error("--rounds must be >= 0")
+    if args.round_duration <= 0:
+        p.error("--round-duration must be > 0 seconds")
     return args
 
 

@@ -66,3 +66,13 @@ def test_wait_idle_waits_for_a_busy_process_tree_and_not_for_an_idle_one() -> No
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize(("flags", "message"), [(["--rounds", "-1"], "--rounds must be >= 0"),
+                                                (["--round-duration", "0"], "--round-duration must be > 0")])
+def test_bad_round_flags_are_refused_with_the_flag_named(capsys, flags, message):
+    from bench.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--quick", *flags])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
