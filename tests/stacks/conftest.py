@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.mocks import MockRun, run_program, stack_file_config
+from tools.stack_mocks import MockRun, run_program, stack_file_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stacks.mocks import stack_file_config
+from tools.stack_mocks import stack_file_config
 from tools import render_manifests
 
 ROOT = Path(__file__).resolve().parents[2]

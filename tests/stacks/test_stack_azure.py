@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from stacks import mocks
+from tools import stack_mocks as mocks
 from stacks.acr_pull import ACR_PULL_ROLE_ID
 from tests.stacks.conftest import run_stack
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from stacks.config import ConfigError, cpu_millicores, load_config, memory_bytes
-from stacks.mocks import MockRun, run_program
+from tools.stack_mocks import MockRun, run_program
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"aks-image-classifier:target": "azure", "azure-native:location": "westeurope"}

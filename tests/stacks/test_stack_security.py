@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks import mocks
+from tools import stack_mocks as mocks
 from stacks.config import ConfigError
 from tests.stacks.conftest import ROOT, run_stack
 

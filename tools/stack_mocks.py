@@ -1,4 +1,5 @@
-"""Run the Pulumi program in-process under mocks: used by the tests and by `tools.render_manifests`.
+"""Run the Pulumi program in-process under mocks: a test harness for the tests and `tools.render_manifests`
+(kept out of the deployable `stacks/` package).
 
 `run_program(config, stack)` resets the Pulumi runtime settings, loads the given config, declares the
 stack with fake cloud answers (`FakeCloud`) and returns every registered resource with its inputs,
