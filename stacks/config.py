@@ -8,13 +8,17 @@ Components receive the parts they need and never call `pulumi.Config` themselves
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 PROJECT = "aks-image-classifier"
 TARGETS = ("azure", "local")
@@ -23,7 +27,13 @@ CLUSTER_TIERS = ("Free", "Standard", "Premium")
 # Values of ManagedClusterAutoUpgradeProfile.upgradeChannel (azure-native containerservice.UpgradeChannel).
 UPGRADE_CHANNELS = ("none", "patch", "stable", "rapid", "node-image")
 
-MIN_K8S_MINOR = 30
+#: Oldest minor accepted. AKS creates clusters only on minors in standard support (about 12 months each;
+#: upstream end of life 1.33 2026-06-28, 1.34 2026-10-27, per kubernetes.io/releases), and the program needs
+#: the preStop sleep hook (GA in 1.30) and autoscaling/v2. `az aks get-versions -l <region>` is the authority.
+MIN_K8S_MINOR = 34
+#: The project file whose `config:` block holds every default (the one source of truth; the Pulumi CLI
+#: applies the same defaults to the stack before the program runs).
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 MIN_API_KEY_LENGTH = 16
 _K8S_VERSION = re.compile(r"^1\.(\d{1,2})(\.\d{1,3})?$")
 _VM_SIZE = re.compile(r"^Standard_[A-Za-z][A-Za-z0-9_-]*$")
@@ -76,7 +86,7 @@ def memory_bytes(value: str) -> int:
 class ClusterSettings:
     """AKS settings (target `azure` only). VM sizes are Azure SKU names, counts are nodes."""
 
-    kubernetes_version: str
+    kubernetes_version: str | None  # None: AKS's default for new clusters
     tier: str
     upgrade_channel: str
     system_vm_size: str
@@ -126,7 +136,7 @@ class StackConfig:
     stack: str
     target: str
     location: str | None
-    kubernetes_version: str
+    kubernetes_version: str | None  # None: AKS's default (azure); the manifests target MIN_K8S_MINOR
     registry_sku: str
     registry_name: str | None
     image_repository: str
@@ -139,37 +149,70 @@ class StackConfig:
     def is_azure(self) -> bool:
         return self.target == "azure"
 
+    @property
+    def manifest_minor(self) -> int:
+        """Kubernetes minor the workload's manifests must be valid for: the pinned one, else the oldest
+        the program accepts (AKS's default is at least that)."""
+        if self.kubernetes_version is None:
+            return MIN_K8S_MINOR
+        return int(self.kubernetes_version.split(".")[1])
+
 
 Getter = Callable[[str], Any]
 
 
-class _Reader:
-    """Typed access to raw config values (strings, as Pulumi stores them) that names the key on error."""
+@functools.cache
+def project_defaults(path: Path = PROJECT_FILE) -> dict[str, Any]:
+    """`{full key: default}` from the `config:` block of `Pulumi.yaml` (YAML-typed: int, str, list)."""
+    document = yaml.safe_load(path.read_text())
+    return {
+        (key if ":" in key else f"{PROJECT}:{key}"): spec.get("default")
+        for key, spec in (document.get("config") or {}).items()
+        if isinstance(spec, dict)
+    }
 
-    def __init__(self, get: Getter):
+
+class _Reader:
+    """Typed access to raw config values that names the key on error.
+
+    A value is the stack's (text, as Pulumi stores it) or else the key's default in `Pulumi.yaml`; an empty
+    string means "not set" (e.g. `kubernetesVersion: ""` lets AKS choose).
+    """
+
+    def __init__(self, get: Getter, defaults: dict[str, Any]):
         self._get = get
+        self._defaults = defaults
 
     def key(self, name: str) -> str:
         return name if ":" in name else f"{PROJECT}:{name}"
 
     def raw(self, name: str) -> Any:
-        return self._get(self.key(name))
+        key = self.key(name)
+        value = self._get(key)
+        if value is None:
+            if key.startswith(f"{PROJECT}:") and key not in self._defaults:
+                raise ConfigError(f"{key} is not declared in Pulumi.yaml (a typo, or a key to declare there)")
+            value = self._defaults.get(key)
+        return value
 
-    def str(self, name: str, default: str | None) -> str | None:
+    def str(self, name: str) -> str | None:
         value = self.raw(name)
         if value is None or value == "":
-            return default
+            return None
         return str(value)
 
-    def int(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    def required(self, name: str) -> str:
+        value = self.str(name)
+        if value is None:
+            raise ConfigError(f"{self.key(name)} must be set (declare a default in Pulumi.yaml)")
+        return value
+
+    def int(self, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
         value = self.raw(name)
-        if value is None or value == "":
-            result = default
-        else:
-            try:
-                result = int(str(value))
-            except ValueError:
-                raise ConfigError(f"{self.key(name)} must be an integer, got {value!r}") from None
+        try:
+            result = int(str(value))
+        except ValueError:
+            raise ConfigError(f"{self.key(name)} must be an integer, got {value!r}") from None
         if minimum is not None and result < minimum:
             raise ConfigError(f"{self.key(name)} must be >= {minimum}, got {result}")
         if maximum is not None and result > maximum:
@@ -189,23 +232,22 @@ class _Reader:
             raise ConfigError(f"{self.key(name)} must be a list of strings, got {value!r}")
         return tuple(str(v) for v in value)
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default)
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name)
         if value not in choices:
             raise ConfigError(f"{self.key(name)} must be one of {', '.join(choices)}; got {value!r}")
         return value
 
-    def match(self, name: str, default: str, pattern: re.Pattern[str], what: str) -> str:
-        value = self.str(name, default)
-        assert value is not None
+    def match(self, name: str, pattern: re.Pattern[str], what: str) -> str:
+        value = self.required(name)
         if not pattern.match(value):
             raise ConfigError(f"{self.key(name)} is not a valid {what}: {value!r}")
         return value
 
 
-def _cluster_settings(r: _Reader, kubernetes_version: str) -> ClusterSettings:
-    node_min = r.int("nodeMinCount", 1, minimum=0, maximum=1000)
-    node_max = r.int("nodeMaxCount", 3, minimum=1, maximum=1000)
+def _cluster_settings(r: _Reader, kubernetes_version: str | None) -> ClusterSettings:
+    node_min = r.int("nodeMinCount", minimum=0, maximum=1000)
+    node_max = r.int("nodeMaxCount", minimum=1, maximum=1000)
     if node_min > node_max:
         raise ConfigError(
             f"{r.key('nodeMinCount')} ({node_min}) must be <= {r.key('nodeMaxCount')} ({node_max})"
@@ -216,26 +258,30 @@ def _cluster_settings(r: _Reader, kubernetes_version: str) -> ClusterSettings:
             raise ConfigError(f"{r.key('availabilityZones')} entries must be 1, 2 or 3; got {zone!r}")
     return ClusterSettings(
         kubernetes_version=kubernetes_version,
-        tier=r.choice("clusterTier", "Free", CLUSTER_TIERS),
-        upgrade_channel=r.choice("upgradeChannel", "patch", UPGRADE_CHANNELS),
-        system_vm_size=r.match("systemNodeVmSize", "Standard_D2s_v5", _VM_SIZE, "Azure VM size"),
-        system_node_count=r.int("systemNodeCount", 1, minimum=1, maximum=100),
-        node_vm_size=r.match("nodeVmSize", "Standard_D4s_v5", _VM_SIZE, "Azure VM size"),
+        tier=r.choice("clusterTier", CLUSTER_TIERS),
+        upgrade_channel=r.choice("upgradeChannel", UPGRADE_CHANNELS),
+        system_vm_size=r.match("systemNodeVmSize", _VM_SIZE, "Azure VM size"),
+        system_node_count=r.int("systemNodeCount", minimum=1, maximum=100),
+        node_vm_size=r.match("nodeVmSize", _VM_SIZE, "Azure VM size"),
         node_min_count=node_min,
         node_max_count=node_max,
         zones=zones,
-        log_retention_days=r.int("logRetentionDays", 30, minimum=30, maximum=730),
+        log_retention_days=r.int("logRetentionDays", minimum=30, maximum=730),
     )
 
 
 def _request_and_limit(
-    r: _Reader, kind: str, defaults: tuple[str, str], pattern: re.Pattern, what: str,
-    amount: Callable[[str], float], why: str = "",
+    r: _Reader,
+    kind: str,
+    pattern: re.Pattern,
+    what: str,
+    amount: Callable[[str], float],
+    why: str = "",
 ) -> tuple[str, str]:
     """`<kind>Request` and `<kind>Limit`: request > 0, limit >= request (compared by `amount`)."""
     request_key, limit_key = f"{kind}Request", f"{kind}Limit"
-    request = r.match(request_key, defaults[0], pattern, what)
-    limit = r.match(limit_key, defaults[1], pattern, what)
+    request = r.match(request_key, pattern, what)
+    limit = r.match(limit_key, pattern, what)
     if amount(request) <= 0:
         raise ConfigError(f"{r.key(request_key)} must be > 0{why}, got {request!r}")
     if amount(limit) < amount(request):
@@ -244,10 +290,10 @@ def _request_and_limit(
 
 
 def _resources(r: _Reader) -> tuple[str, str, str, str]:
-    cpu = _request_and_limit(r, "cpu", ("1", "2"), _CPU, "CPU quantity (e.g. 500m, 1, 1.5)",
-                             cpu_millicores, " (the HPA scales on it)")
-    memory = _request_and_limit(r, "memory", ("1Gi", "2Gi"), _MEMORY, "memory quantity (e.g. 512Mi, 2Gi)",
-                                memory_bytes)
+    cpu = _request_and_limit(
+        r, "cpu", _CPU, "CPU quantity (e.g. 500m, 1, 1.5)", cpu_millicores, " (the HPA scales on it)"
+    )
+    memory = _request_and_limit(r, "memory", _MEMORY, "memory quantity (e.g. 512Mi, 2Gi)", memory_bytes)
     return (*cpu, *memory)
 
 
@@ -262,11 +308,22 @@ def _source_ranges(r: _Reader) -> tuple[str, ...]:
     return ranges
 
 
-def _api_key(r: _Reader) -> Any:
-    """`apiKey` (optional): at least 16 characters; returned wrapped as a Pulumi secret Output."""
-    value = r.str("apiKey", None)
+def _api_key(r: _Reader, is_secret: Callable[[str], bool]) -> Any:
+    """`apiKey` (optional, default ""): at least 16 characters, stored encrypted in the stack (`pulumi config
+    set --secret`); returned wrapped as a Pulumi secret Output.
+
+    `Pulumi.yaml` cannot declare it `secret: true`: the CLI then demands an encrypted value in every stack,
+    since a default is plaintext (pulumi/pulumi workspace `validateStackConfigValue`), so the program makes
+    the check itself: a plaintext value is refused, naming the key.
+    """
+    value = r.str("apiKey")
     if value is None:
         return None
+    if not is_secret(r.key("apiKey")):
+        raise ConfigError(
+            f"{r.key('apiKey')} is stored in plain text in the stack file: set it with "
+            "`pulumi config set --secret apiKey <key>`"
+        )
     if len(value) < MIN_API_KEY_LENGTH or value != value.strip():
         raise ConfigError(
             f"{r.key('apiKey')} must be at least {MIN_API_KEY_LENGTH} characters without surrounding spaces "
@@ -278,21 +335,21 @@ def _api_key(r: _Reader) -> Any:
 
 
 def _workload_settings(r: _Reader) -> WorkloadSettings:
-    min_replicas = r.int("minReplicas", 2, minimum=1, maximum=1000)
-    max_replicas = r.int("maxReplicas", 5, minimum=1, maximum=1000)
+    min_replicas = r.int("minReplicas", minimum=1, maximum=1000)
+    max_replicas = r.int("maxReplicas", minimum=1, maximum=1000)
     if min_replicas > max_replicas:
         raise ConfigError(
             f"{r.key('minReplicas')} ({min_replicas}) must be <= {r.key('maxReplicas')} ({max_replicas})"
         )
-    replicas = r.int("replicas", 0, minimum=0) or min_replicas
+    replicas = r.int("replicas", minimum=0) or min_replicas
     if not min_replicas <= replicas <= max_replicas:
         raise ConfigError(
             f"{r.key('replicas')} ({replicas}) must lie within "
             f"[{r.key('minReplicas')}, {r.key('maxReplicas')}] = [{min_replicas}, {max_replicas}]"
         )
     cpu_request, cpu_limit, memory_request, memory_limit = _resources(r)
-    request_timeout_ms = r.int("requestTimeoutMs", 10_000, minimum=1, maximum=600_000)
-    termination_grace_s = r.int("terminationGracePeriodSeconds", 45, minimum=10, maximum=600)
+    request_timeout_ms = r.int("requestTimeoutMs", minimum=1, maximum=600_000)
+    termination_grace_s = r.int("terminationGracePeriodSeconds", minimum=10, maximum=600)
     drain_s = PRE_STOP_SLEEP_S + math.ceil(request_timeout_ms / 1000) + DRAIN_MARGIN_S
     if termination_grace_s < drain_s:
         raise ConfigError(
@@ -301,56 +358,81 @@ def _workload_settings(r: _Reader) -> WorkloadSettings:
             f"{DRAIN_MARGIN_S} s, or Kubernetes kills the pod while requests are still draining"
         )
     return WorkloadSettings(
-        app_name=r.match("appName", "classifier", _DNS_LABEL, "DNS label (RFC 1123)"),
-        namespace=r.match("namespace", "classifier", _DNS_LABEL, "namespace name (RFC 1123 label)"),
+        app_name=r.match("appName", _DNS_LABEL, "DNS label (RFC 1123)"),
+        namespace=r.match("namespace", _DNS_LABEL, "namespace name (RFC 1123 label)"),
         replicas=replicas,
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        target_cpu_utilization=r.int("targetCpuUtilization", 70, minimum=1, maximum=100),
-        scale_down_stabilization_s=r.int("scaleDownStabilizationSeconds", 300, minimum=0, maximum=3600),
+        target_cpu_utilization=r.int("targetCpuUtilization", minimum=1, maximum=100),
+        scale_down_stabilization_s=r.int("scaleDownStabilizationSeconds", minimum=0, maximum=3600),
         cpu_request=cpu_request,
         cpu_limit=cpu_limit,
         memory_request=memory_request,
         memory_limit=memory_limit,
-        model_name=r.str("modelName", "resnet50") or "resnet50",
-        model_version=r.str("modelVersion", "1") or "1",
-        model_arch=r.str("modelArch", "resnet50") or "resnet50",
-        max_batch_size=r.int("maxBatchSize", 8, minimum=1, maximum=1024),
-        max_batch_delay_ms=r.int("maxBatchDelayMs", 2, minimum=0, maximum=10_000),
-        max_queue=r.int("maxQueue", 64, minimum=1, maximum=100_000),
+        model_name=r.required("modelName"),
+        model_version=r.required("modelVersion"),
+        model_arch=r.required("modelArch"),
+        max_batch_size=r.int("maxBatchSize", minimum=1, maximum=1024),
+        max_batch_delay_ms=r.int("maxBatchDelayMs", minimum=0, maximum=10_000),
+        max_queue=r.int("maxQueue", minimum=1, maximum=100_000),
         request_timeout_ms=request_timeout_ms,
         termination_grace_s=termination_grace_s,
         allowed_source_ranges=_source_ranges(r),
     )
 
 
-def load_config(get: Getter | None = None, stack: str | None = None) -> StackConfig:
+def _kubernetes_version(r: _Reader) -> str | None:
+    """`kubernetesVersion`: `1.MINOR[.PATCH]`, 1.MIN_K8S_MINOR or newer; None (the default "") lets AKS
+    pick its default version for new clusters."""
+    version = r.str("kubernetesVersion")
+    if version is None:
+        return None
+    match = _K8S_VERSION.match(version)
+    if not match:
+        raise ConfigError(
+            f"{r.key('kubernetesVersion')} is not a valid Kubernetes version (e.g. 1.34): {version!r}"
+        )
+    if int(match.group(1)) < MIN_K8S_MINOR:
+        raise ConfigError(
+            f"{r.key('kubernetesVersion')} must be 1.{MIN_K8S_MINOR} or newer (older minors are out of AKS "
+            f"standard support; see `az aks get-versions -l <region>`), got {version!r}"
+        )
+    return version
+
+
+def load_config(
+    get: Getter | None = None,
+    stack: str | None = None,
+    is_secret: Callable[[str], bool] | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> StackConfig:
     """Read and validate the whole stack configuration.
 
-    `get(full_key)` returns the raw value or None; by default it reads the running stack's config
-    (`pulumi.Config`), which is the only place this project calls it. Raises `ConfigError`.
+    `get(full_key)` returns the raw value or None (then the key's default in `Pulumi.yaml` applies); by
+    default it reads the running stack's config (`pulumi.Config`), which is the only place this project
+    calls it. `is_secret(full_key)` says whether the stack stores the value encrypted (default
+    `pulumi.runtime.is_config_secret`). `defaults`: `project_defaults()` unless given. Raises `ConfigError`.
     """
     if get is None:
         get = _pulumi_getter()
+    if is_secret is None:
+        import pulumi.runtime
+
+        is_secret = pulumi.runtime.is_config_secret
     if stack is None:
         import pulumi
 
         stack = pulumi.get_stack()
-    r = _Reader(get)
-    target = r.choice("target", "azure", TARGETS)
-    kubernetes_version = r.match("kubernetesVersion", "1.33", _K8S_VERSION, "Kubernetes version (e.g. 1.33)")
-    if int(_K8S_VERSION.match(kubernetes_version).group(1)) < MIN_K8S_MINOR:
-        raise ConfigError(
-            f"{r.key('kubernetesVersion')} must be 1.{MIN_K8S_MINOR} or newer "
-            f"(preStop sleep hook, autoscaling/v2), got {kubernetes_version!r}"
-        )
-    registry_name = r.str("registryName", None)
+    r = _Reader(get, project_defaults() if defaults is None else defaults)
+    target = r.choice("target", TARGETS)
+    kubernetes_version = _kubernetes_version(r)
+    registry_name = r.str("registryName")
     if registry_name is not None and not _REGISTRY_NAME.match(registry_name):
         raise ConfigError(f"{r.key('registryName')} must be 5-50 letters or digits, got {registry_name!r}")
-    location = r.str("azure-native:location", None)
+    location = r.str("azure-native:location")
     if target == "azure" and not location:
         raise ConfigError("azure-native:location must be set for target azure (e.g. westeurope)")
-    repository = r.str("imageRepository", "aks-image-classifier/classifier") or ""
+    repository = r.str("imageRepository") or ""
     if not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*$", repository):
         raise ConfigError(f"{r.key('imageRepository')} is not a valid repository path: {repository!r}")
     return StackConfig(
@@ -358,13 +440,13 @@ def load_config(get: Getter | None = None, stack: str | None = None) -> StackCon
         target=target,
         location=location if target == "azure" else None,
         kubernetes_version=kubernetes_version,
-        registry_sku=r.choice("registrySku", "Basic", REGISTRY_SKUS),
+        registry_sku=r.choice("registrySku", REGISTRY_SKUS),
         registry_name=registry_name,
         image_repository=repository,
-        kube_context=r.str("kubeContext", None),
+        kube_context=r.str("kubeContext"),
         cluster=_cluster_settings(r, kubernetes_version) if target == "azure" else None,
         workload=_workload_settings(r),
-        api_key=_api_key(r),
+        api_key=_api_key(r, is_secret),
     )
 
 

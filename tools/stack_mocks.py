@@ -259,19 +259,21 @@ def run_program(
 
 
 def stack_file_config(stack: str, root: str | os.PathLike[str] = ".") -> dict[str, Any]:
-    """The `config:` block of `Pulumi.<stack>.yaml` under `root` (full keys, YAML-typed values).
+    """The config the Pulumi CLI would hand the program for stack `stack` (full keys): `Pulumi.<stack>.yaml`
+    checked and merged with the defaults of `Pulumi.yaml` by the CLI's own rules
+    (`tools.pulumi_cli_config.apply_project_config`; raises its `CliConfigError` where the CLI would stop).
 
-    Secure values (`{secure: ...}`) are returned as the placeholder `"<secret>"`: they cannot be
-    decrypted without the stack's secrets provider.
+    Scalars are text as the CLI passes them, lists decoded. Secure values (`{secure: ...}`) are returned as
+    the placeholder `"<secret>"`: they cannot be decrypted without the stack's secrets provider. Raises
+    `FileNotFoundError` for a stack without a file (`pulumi_cli_config` handles a brand-new stack).
     """
-    import yaml
+    from tools.pulumi_cli_config import apply_project_config, load_project, load_stack_values
 
     path = Path(root) / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"no stack file {path} (stacks: {', '.join(known_stacks(root))})")
-    document = yaml.safe_load(path.read_text()) or {}
-    config = document.get("config") or {}
-    return {k: "<secret>" if isinstance(v, dict) and "secure" in v else v for k, v in config.items()}
+    merged = apply_project_config(stack, load_project(root), load_stack_values(stack, root))
+    return {key: REDACTED if value.secure else value.content() for key, value in merged.items()}
 
 
 def known_stacks(root: str | os.PathLike[str] = ".") -> list[str]:

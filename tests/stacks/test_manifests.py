@@ -12,8 +12,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tools.stack_mocks import stack_file_config
+from stacks.config import load_config
 from tools import render_manifests
+from tools.stack_mocks import stack_file_config
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "prod", "local")
@@ -25,7 +26,8 @@ def schema_version(stack: str) -> str:
 
     A stack newer than the newest schema set is validated against the newest (and says so).
     """
-    minor = int(str(stack_file_config(stack, ROOT)["aks-image-classifier:kubernetesVersion"]).split(".")[1])
+    values = stack_file_config(stack, ROOT)
+    minor = load_config(values.get, stack=stack, is_secret=lambda key: True).manifest_minor
     schemas = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
     available = sorted(
         {int(d.name.split(".")[1]) for d in schemas.iterdir() if d.name.endswith("-local-strict")}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from tools import stack_mocks as mocks
 from stacks.acr_pull import ACR_PULL_ROLE_ID
 from tests.stacks.conftest import run_stack
+from tools import stack_mocks as mocks
 
 ACR = "azure-native:containerregistry:Registry"
 AKS = "azure-native:containerservice:ManagedCluster"
@@ -89,7 +89,7 @@ def test_cluster_identity_network_monitoring_and_upgrades(dev):
     aks = dev.one(AKS).inputs
     assert aks["identity"] == {"type": "SystemAssigned"}
     assert aks["enableRBAC"] is True
-    assert aks["kubernetesVersion"] == "1.33"
+    assert "kubernetesVersion" not in aks  # unset: AKS picks its default for new clusters
     (system,) = aks["agentPoolProfiles"]
     assert system["mode"] == "System" and system["count"] == 1 and system["vmSize"] == "Standard_D2s_v5"
     net = aks["networkProfile"]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from stacks.config import ConfigError, cpu_millicores, load_config, memory_bytes
+from stacks.config import (
+    MIN_K8S_MINOR,
+    ConfigError,
+    cpu_millicores,
+    load_config,
+    memory_bytes,
+    project_defaults,
+)
 from tools.stack_mocks import MockRun, run_program
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +24,7 @@ BASE = {"aks-image-classifier:target": "azure", "azure-native:location": "westeu
 def load(**values):
     config = dict(BASE)
     config.update({k if ":" in k else f"aks-image-classifier:{k}": v for k, v in values.items()})
-    return load_config(config.get, stack="test")
+    return load_config(config.get, stack="test", is_secret=lambda key: False)
 
 
 @pytest.mark.parametrize(
@@ -34,9 +40,11 @@ def load(**values):
         ({"registrySku": "Gold"}, "aks-image-classifier:registrySku", "Basic, Standard, Premium"),
         ({"nodeVmSize": "D4s_v5"}, "aks-image-classifier:nodeVmSize", "VM size"),
         ({"systemNodeVmSize": "Standard D2"}, "aks-image-classifier:systemNodeVmSize", "VM size"),
-        ({"kubernetesVersion": "v1.33"}, "aks-image-classifier:kubernetesVersion", "Kubernetes version"),
-        ({"kubernetesVersion": "1.33.x"}, "aks-image-classifier:kubernetesVersion", "Kubernetes version"),
-        ({"kubernetesVersion": "1.28"}, "aks-image-classifier:kubernetesVersion", "1.30 or newer"),
+        ({"kubernetesVersion": "v1.34"}, "aks-image-classifier:kubernetesVersion", "Kubernetes version"),
+        ({"kubernetesVersion": "1.34.x"}, "aks-image-classifier:kubernetesVersion", "Kubernetes version"),
+        # 1.33: upstream end of life 2026-06-28, out of AKS standard support (kubernetes.io/releases).
+        ({"kubernetesVersion": "1.33"}, "aks-image-classifier:kubernetesVersion", "1.34 or newer"),
+        ({"nodeMinCount": ""}, "aks-image-classifier:nodeMinCount", "integer"),
         ({"target": "gcp"}, "aks-image-classifier:target", "azure, local"),
         ({"nodeMinCount": "4", "nodeMaxCount": "2"}, "aks-image-classifier:nodeMinCount", "<="),
         ({"maxReplicas": "many"}, "aks-image-classifier:maxReplicas", "integer"),
@@ -82,7 +90,9 @@ def test_defaults_are_a_valid_small_stack():
 
 
 def test_local_target_needs_no_location_and_has_no_cluster():
-    cfg = load_config({"aks-image-classifier:target": "local"}.get, stack="local")
+    cfg = load_config(
+        {"aks-image-classifier:target": "local"}.get, stack="local", is_secret=lambda key: False
+    )
     assert cfg.cluster is None and cfg.location is None and not cfg.is_azure
 
 
@@ -102,19 +112,34 @@ def test_quantity_parsers():
         memory_bytes("2GB")
 
 
-def test_project_file_defaults_match_the_code_defaults():
-    """Pulumi.yaml documents every setting with the default the program actually uses."""
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    declared = project["config"]
-    assert project["name"] == "aks-image-classifier" and project["runtime"]["name"] == "python"
-    assert all("description" in spec for spec in declared.values())
-    assert [k for k, spec in declared.items() if "default" not in spec] == ["apiKey"]
-    assert declared["apiKey"]["secret"] is True
-    declared = {k: spec for k, spec in declared.items() if "default" in spec}
-    from_file = load(
-        **{
-            k: spec["default"] if isinstance(spec["default"], str) else json.dumps(spec["default"])
-            for k, spec in declared.items()
-        }
+def test_defaults_come_from_the_project_file_alone(tmp_path):
+    """One source of truth: change a default in Pulumi.yaml and the typed config follows (no second copy in
+    the code). The Pulumi CLI applies the same defaults to the stack before the program runs."""
+    document = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    document["config"]["minReplicas"]["default"] = 3
+    document["config"]["clusterTier"]["default"] = "Standard"
+    edited = tmp_path / "Pulumi.yaml"
+    edited.write_text(yaml.safe_dump(document))
+    cfg = load_config(
+        dict(BASE).get, stack="test", is_secret=lambda key: False, defaults=project_defaults(edited)
     )
-    assert from_file == load()
+    assert (cfg.workload.min_replicas, cfg.cluster.tier) == (3, "Standard")
+    assert (load().workload.min_replicas, load().cluster.tier) == (2, "Free")
+
+
+def test_a_key_missing_from_the_project_file_is_a_config_error(tmp_path):
+    document = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    del document["config"]["maxQueue"]
+    edited = tmp_path / "Pulumi.yaml"
+    edited.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match=r"^aks-image-classifier:maxQueue is not declared in Pulumi.yaml"):
+        load_config(
+            dict(BASE).get, stack="test", is_secret=lambda key: False, defaults=project_defaults(edited)
+        )
+
+
+def test_kubernetes_version_unset_by_default_and_pinnable():
+    assert load().kubernetes_version is None and load().cluster.kubernetes_version is None
+    assert load().manifest_minor == MIN_K8S_MINOR
+    pinned = load(kubernetesVersion="1.35.2")
+    assert (pinned.kubernetes_version, pinned.manifest_minor) == ("1.35.2", 35)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools import stack_mocks as mocks
 from stacks.config import ConfigError
 from tests.stacks.conftest import ROOT, run_stack
+from tools import stack_mocks as mocks
 
 API_KEY = "k3y-" + "x" * 28
 SECRET_KEY = "aks-image-classifier:apiKey"
@@ -55,8 +55,16 @@ def test_no_api_key_means_no_secret_and_no_env(dev):
 
 @pytest.mark.parametrize("key", ["short", " padded-key-with-spaces-1234 "])
 def test_weak_api_key_is_rejected_naming_the_key(key):
-    with pytest.raises(ConfigError, match=r"^aks-image-classifier:apiKey"):
-        run_stack("dev", apiKey=key)
+    config = {**mocks.stack_file_config("dev", ROOT), SECRET_KEY: key}
+    with pytest.raises(ConfigError, match=r"^aks-image-classifier:apiKey must be at least 16"):
+        mocks.run_program(config, "dev", secret_keys=(SECRET_KEY,))
+
+
+def test_plaintext_api_key_is_refused_naming_the_key():
+    """`apiKey` cannot be declared `secret: true` (the CLI would then require it in every stack), so the
+    program refuses a value the stack file holds unencrypted."""
+    with pytest.raises(ConfigError, match=r"^aks-image-classifier:apiKey is stored in plain text.*--secret"):
+        run_stack("dev", apiKey="a-long-enough-api-key-1234")
 
 
 def test_allowed_source_ranges_reach_the_load_balancer(keyed, dev):
