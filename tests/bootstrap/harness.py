@@ -18,7 +18,14 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from bootstrap.config import PROJECT, load_config
-from tools.stack_mocks import SUBSCRIPTION_ID, TENANT_ID, FakeCloud, MockRun, _ensure_event_loop, _RecordingMonitor
+from tools.stack_mocks import (
+    SUBSCRIPTION_ID,
+    TENANT_ID,
+    FakeCloud,
+    MockRun,
+    _ensure_event_loop,
+    _RecordingMonitor,
+)
 
 IDENTITY_CLIENT_ID = "c1c1c1c1-0000-4000-8000-000000000001"
 IDENTITY_PRINCIPAL_ID = "b2b2b2b2-0000-4000-8000-000000000002"
@@ -76,7 +83,8 @@ def run_bootstrap(config: Mapping[str, Any] | None = None, *, base: bool = True,
     values.update({full_key(k): v for k, v in (config or {}).items()})
     _ensure_event_loop()
     pulumi_settings.reset_options(project=PROJECT, stack="bootstrap", preview=False)
-    pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}, [])
+    encoded = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+    pulumi.runtime.set_all_config(encoded, [])
     run = run if run is not None else MockRun()
     mocks = BootstrapCloud(run)
     pulumi_mocks.set_mocks(mocks, PROJECT, "bootstrap", False, monitor=_RecordingMonitor(mocks, run))

