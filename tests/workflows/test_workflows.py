@@ -170,7 +170,8 @@ def test_preview_on_pull_requests_posts_the_diff(workflows):
 def test_up_on_main_deploys_dev_and_only_the_dispatch_deploys_prod(workflows):
     deploy = workflows["deploy"]["jobs"]
     assert _pulumi_commands(deploy["up-dev"]) == [
-        "pulumi up --stack dev --yes --skip-preview --diff --non-interactive --color never"]
+        "pulumi up --stack dev --policy-pack policy --yes --skip-preview --diff "
+        "--non-interactive --color never"]
     prod = [j for j, job in deploy.items() if any("--stack prod" in c for c in _pulumi_commands(job))]
     assert prod == ["up-prod"]
     assert any(c.startswith("pulumi up --stack prod") for c in _pulumi_commands(deploy["up-prod"]))
@@ -195,6 +196,14 @@ def test_one_concurrency_group_per_stack_never_cancelled(workflows):
         groups.setdefault(stack, []).append(job_id)
     assert groups == {"dev": ["preview", "up-dev"], "prod": ["up-prod"]}
     assert "concurrency" not in workflows["deploy"]  # a workflow-level group would serialise dev and prod
+
+
+def test_every_pulumi_command_runs_the_policy_pack(workflows):
+    """The project's security policy pack (policy/, `pulumi preview --policy-pack policy` in the README)
+    guards every preview and update; its venv is the program's (.venv), so its requirements go there too."""
+    for job_id, job in workflows["deploy"]["jobs"].items():
+        assert all("--policy-pack policy" in c for c in _pulumi_commands(job)), job_id
+        assert "-r policy/requirements.txt" in run_text(job), job_id
 
 
 def test_pulumi_cli_version_matches_the_sdk_pin(workflows):
