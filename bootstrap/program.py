@@ -86,6 +86,8 @@ def build(cfg: BootstrapConfig) -> dict[str, pulumi.Output]:
         "stateUrl": backend,
         "secretsProvider": key.provider_url,
         "resourceGroup": group.name,
+        "stateContainerId": store.container_id,
+        "secretsKeyId": key.key_id,
         "federatedSubjects": pulumi.Output.from_input(list(cfg.subjects)),
         "ghVariableCommands": variables.apply(lambda v: gh_variable_commands(cfg.repository, v)),
     }

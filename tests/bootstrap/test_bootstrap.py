@@ -195,6 +195,10 @@ def test_outputs_are_what_the_workflows_need(run):
     assert run.outputs["subscriptionId"] == SUBSCRIPTION_ID
     assert run.outputs["stateUrl"] == f"azblob://pulumi-state?storage_account={account}"
     assert run.outputs["secretsProvider"] == f"azurekeyvault://{vault}.vault.azure.net/keys/pulumi-secrets"
+    # The scopes an operator's own data-role assignments use (docs/delivery.md, step 2.4).
+    found = assignments(run)
+    assert run.outputs["stateContainerId"] == found[roles.STORAGE_BLOB_DATA_CONTRIBUTOR]["scope"]
+    assert run.outputs["secretsKeyId"] == found[roles.KEY_VAULT_CRYPTO_USER]["scope"]
 
 
 def test_gh_variable_lines_set_every_variable_the_deploy_workflow_reads(run):
