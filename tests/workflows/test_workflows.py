@@ -26,7 +26,7 @@ EVENTS = {
     "pull request from a fork": ("pull_request", "refs/pull/8/merge", False, set()),
     "push to main": ("push", "refs/heads/main", True, {"up-dev"}),
     "push to another branch": ("push", "refs/heads/feature", True, set()),
-    "manual run on main": ("workflow_dispatch", "refs/heads/main", True, {"up-prod"}),
+    "manual run on main": ("workflow_dispatch", "refs/heads/main", True, {"preview-prod", "up-prod"}),
     "manual run on another branch": ("workflow_dispatch", "refs/heads/feature", True, set()),
 }
 
@@ -48,7 +48,8 @@ def test_top_level_permissions_are_empty_and_every_job_declares_its_own(workflow
 
 def test_write_permissions_are_only_where_needed(workflows):
     allowed = {("deploy", "preview"): {"id-token", "pull-requests"},
-               ("deploy", "up-dev"): {"id-token"}, ("deploy", "up-prod"): {"id-token"}}
+               ("deploy", "up-dev"): {"id-token"}, ("deploy", "preview-prod"): {"id-token"},
+               ("deploy", "up-prod"): {"id-token"}}
     for name, job_id, job in jobs(workflows):
         writes = {k for k, v in job["permissions"].items() if v == "write"}
         assert writes == allowed.get((name, job_id), set()), f"{name}.{job_id}: {writes}"
@@ -58,7 +59,7 @@ def test_id_token_write_exactly_on_the_jobs_that_log_in_to_azure(workflows):
     for name, job_id, job in jobs(workflows):
         logs_in = bool(steps_using(job, AZURE_LOGIN))
         assert (job["permissions"].get("id-token") == "write") == logs_in, f"{name}.{job_id}"
-    assert sum(bool(steps_using(j, AZURE_LOGIN)) for _, _, j in jobs(workflows)) == 3
+    assert sum(bool(steps_using(j, AZURE_LOGIN)) for _, _, j in jobs(workflows)) == 4
 
 
 def test_every_action_is_pinned_to_a_commit_sha_with_its_version(workflows):
@@ -172,10 +173,14 @@ def test_up_on_main_deploys_dev_and_only_the_dispatch_deploys_prod(workflows):
     assert _pulumi_commands(deploy["up-dev"]) == [
         "pulumi up --stack dev --policy-pack policy --yes --skip-preview --diff "
         "--non-interactive --color never"]
-    prod = [j for j, job in deploy.items() if any("--stack prod" in c for c in _pulumi_commands(job))]
-    assert prod == ["up-prod"]
-    assert any(c.startswith("pulumi up --stack prod") for c in _pulumi_commands(deploy["up-prod"]))
+    ups = [j for j, job in deploy.items()
+           if any(c.startswith("pulumi up --stack prod") for c in _pulumi_commands(job))]
+    assert ups == ["up-prod"]
+    assert all(c.startswith("pulumi preview --stack prod") for c in _pulumi_commands(deploy["preview-prod"]))
     assert "workflow_dispatch" in deploy["up-prod"]["if"]
+    # Reviewers approve after the prod preview is in the run summary: up-prod waits for it.
+    assert deploy["up-prod"]["needs"] == "preview-prod"
+    assert "GITHUB_STEP_SUMMARY" in run_text(deploy["preview-prod"])
 
 
 def test_production_is_gated_by_the_environment(workflows):
@@ -194,7 +199,7 @@ def test_one_concurrency_group_per_stack_never_cancelled(workflows):
         stack = stacks.pop()
         assert job["concurrency"] == {"group": f"pulumi-{stack}", "cancel-in-progress": False}, job_id
         groups.setdefault(stack, []).append(job_id)
-    assert groups == {"dev": ["preview", "up-dev"], "prod": ["up-prod"]}
+    assert groups == {"dev": ["preview", "up-dev"], "prod": ["preview-prod", "up-prod"]}
     assert "concurrency" not in workflows["deploy"]  # a workflow-level group would serialise dev and prod
 
 
