@@ -190,16 +190,27 @@ def test_production_is_gated_by_the_environment(workflows):
     assert [j for j, job in deploy.items() if "environment" in job] == ["up-prod"]
 
 
-def test_one_concurrency_group_per_stack_never_cancelled(workflows):
+def test_one_concurrency_group_per_stack_for_updates_never_cancelled(workflows):
+    """Updates of one stack queue in one group and are never cancelled mid-way (a cancelled update leaves the
+    stack locked and resources half-made). Previews take no lock in the DIY backend (pulumi/pulumi#8642) and
+    stay out of the update groups: GitHub keeps one pending run per group and cancels the older pending one,
+    so a queued preview would otherwise cancel a queued update."""
     deploy = workflows["deploy"]["jobs"]
-    groups = {}
+    update_groups = {}
     for job_id, job in deploy.items():
-        stacks = {m for c in _pulumi_commands(job) for m in re.findall(r"--stack (\w+)", c)}
+        commands = _pulumi_commands(job)
+        stacks = {m for c in commands for m in re.findall(r"--stack (\w+)", c)}
         assert len(stacks) == 1, (job_id, stacks)
         stack = stacks.pop()
-        assert job["concurrency"] == {"group": f"pulumi-{stack}", "cancel-in-progress": False}, job_id
-        groups.setdefault(stack, []).append(job_id)
-    assert groups == {"dev": ["preview", "up-dev"], "prod": ["preview-prod", "up-prod"]}
+        group = job["concurrency"]["group"]
+        if any(c.startswith("pulumi up") for c in commands):
+            assert job["concurrency"] == {"group": f"pulumi-{stack}", "cancel-in-progress": False}, job_id
+            update_groups.setdefault(group, []).append(job_id)
+        else:
+            assert group.startswith(f"pulumi-{stack}-preview"), job_id
+    assert update_groups == {"pulumi-dev": ["up-dev"], "pulumi-prod": ["up-prod"]}
+    assert deploy["preview"]["concurrency"]["group"] == (
+        "pulumi-dev-preview-${{ github.event.pull_request.number }}")
     assert "concurrency" not in workflows["deploy"]  # a workflow-level group would serialise dev and prod
 
 
