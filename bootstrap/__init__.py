@@ -1,0 +1,1 @@
+"""Bootstrap Pulumi project (run once per subscription): see `bootstrap/Pulumi.yaml` and docs/delivery.md."""
