@@ -1,0 +1,126 @@
+"""Arithmetic and table of the CPU-quota benchmark (``bench.quota``): medians over interleaved rounds,
+their spread, the best explicit sizing and the ratio default / best against the bar."""
+
+from __future__ import annotations
+
+import statistics
+
+#: The bar (issue 10, point 9): under a 1-CPU quota the default sizing is within 5 % of the best
+#: explicit sizing: img/s at concurrency 16 >= 95 % of the best's, p99 at concurrency 1 <= 105 %.
+WITHIN = 0.05
+DEFAULT = "default"
+
+
+def parse_variant(text: str) -> tuple[int, int] | None:
+    """``"default"`` -> None (the service sizes itself); ``"T/D"`` -> ``(TORCH_THREADS, DECODE_THREADS)``,
+    e.g. ``"1/2"`` -> ``(1, 2)``. Raises ``ValueError`` for anything else or a count < 1."""
+    if text == DEFAULT:
+        return None
+    torch, sep, decode = text.partition("/")
+    try:
+        pair = (int(torch), int(decode)) if sep else None
+    except ValueError:
+        pair = None
+    if pair is None or min(pair) < 1:
+        raise ValueError(f"a sizing is 'default' or TORCH_THREADS/DECODE_THREADS like 1/2, got {text!r}")
+    return pair
+
+
+def _spread(values: list[float]) -> dict:
+    """``{"median", "min", "max", "n"}`` of the numbers present (None entries dropped)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return {"median": None, "min": None, "max": None, "n": 0}
+    return {"median": statistics.median(present), "min": min(present), "max": max(present), "n": len(present)}
+
+
+def summarize(rows: list[dict], variants: list[str]) -> dict:
+    """Per sizing, the median and range over rounds; then default vs the best explicit sizing.
+
+    ``rows``: one per (round, sizing): ``{"variant", "round", "c1_p50_ms", "c1_p99_ms", "c16_img_per_s",
+    "c16_p99_ms", "errors"}``. Returns ``{"variants": {name: {metric: _spread}}, "errors": total,
+    "best_throughput": name, "best_p99": name, "default_vs_best_throughput": default median img/s /
+    best explicit median img/s (>= 0.95 passes), "default_vs_best_p99": default median p99 / best
+    explicit median p99 (<= 1.05 passes), "per_round_throughput": [default / best explicit in that
+    round, ...], "pass": {...}}``. Without a ``default`` row or an explicit one the ratios are None.
+    """
+    metrics = ("c1_p50_ms", "c1_p99_ms", "c16_img_per_s", "c16_p99_ms")
+    table = {
+        name: {m: _spread([r[m] for r in rows if r["variant"] == name]) for m in metrics} for name in variants
+    }
+    explicit = [name for name in variants if name != DEFAULT and table[name]["c16_img_per_s"]["n"]]
+    best_tput = max(explicit, key=lambda n: table[n]["c16_img_per_s"]["median"], default=None)
+    with_p99 = [n for n in explicit if table[n]["c1_p99_ms"]["n"]]
+    best_p99 = min(with_p99, key=lambda n: table[n]["c1_p99_ms"]["median"], default=None)
+    default = table.get(DEFAULT)
+    tput = _ratio(default and default["c16_img_per_s"]["median"],
+                  best_tput and table[best_tput]["c16_img_per_s"]["median"])
+    p99 = _ratio(default and default["c1_p99_ms"]["median"],
+                 best_p99 and table[best_p99]["c1_p99_ms"]["median"])
+    per_round = []
+    for number in sorted({r["round"] for r in rows}):
+        here = {r["variant"]: r["c16_img_per_s"] for r in rows if r["round"] == number}
+        best_here = max((v for k, v in here.items() if k != DEFAULT and v), default=None)
+        per_round.append(_ratio(here.get(DEFAULT), best_here))
+    errors = sum(r["errors"] for r in rows)
+    return {
+        "variants": table,
+        "errors": errors,
+        "best_throughput": best_tput,
+        "best_p99": best_p99,
+        "default_vs_best_throughput": tput,
+        "default_vs_best_p99": p99,
+        "per_round_throughput": per_round,
+        "pass": {
+            "throughput": tput is not None and tput >= 1 - WITHIN,
+            "p99": p99 is not None and p99 <= 1 + WITHIN,
+            "zero_errors": errors == 0 and bool(rows),
+        },
+    }
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+def _fmt(spread: dict, digits: int = 1) -> str:
+    """``"204.1 (198.0–230.5)"``: median and range; ``–`` when there is no number."""
+    if spread["median"] is None:
+        return "–"
+    if spread["n"] == 1:
+        return f"{spread['median']:.{digits}f}"
+    return f"{spread['median']:.{digits}f} ({spread['min']:.{digits}f}–{spread['max']:.{digits}f})"
+
+
+def table(summary: dict, sizing: dict[str, str]) -> str:
+    """A Markdown table, one row per sizing: threads used, c=1 p50/p99 ms, c=16 img/s and p99 ms,
+    each the median over rounds with the range in brackets. ``sizing[name]`` says what each ran with
+    (the service's own start-up line for ``default``)."""
+    rows = [
+        "| sizing | torch / decode threads | c=1 p50 ms | c=1 p99 ms | c=16 img/s | c=16 p99 ms |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, spread in summary["variants"].items():
+        rows.append(
+            f"| {name} | {sizing.get(name, '?')} | {_fmt(spread['c1_p50_ms'])} | {_fmt(spread['c1_p99_ms'])} "
+            f"| {_fmt(spread['c16_img_per_s'], 2)} | {_fmt(spread['c16_p99_ms'])} |"
+        )
+    return "\n".join(rows)
+
+
+def verdicts(summary: dict) -> str:
+    """Default vs the best explicit sizing, one line per metric, ``ok`` / ``BELOW BAR``."""
+
+    def num(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    ok = summary["pass"]
+    rounds = ", ".join(num(r) for r in summary["per_round_throughput"])
+    return "\n".join([
+        f"c=16 img/s: default / best explicit ({summary['best_throughput']}) = "
+        f"{num(summary['default_vs_best_throughput'])} (bar >= {1 - WITHIN:.2f}; per round: {rounds}) "
+        f"{'ok' if ok['throughput'] else 'BELOW BAR'}",
+        f"c=1 p99: default / best explicit ({summary['best_p99']}) = {num(summary['default_vs_best_p99'])} "
+        f"(bar <= {1 + WITHIN:.2f}) {'ok' if ok['p99'] else 'BELOW BAR'}",
+        f"errors: {summary['errors']} {'ok' if ok['zero_errors'] else 'BELOW BAR'}",
+    ])  # fmt: skip
