@@ -39,7 +39,8 @@ SHAPE = {
 }  # fmt: skip
 #: The service's start-up line (``service.cpus.sizing_line``).
 SIZING_LINE = re.compile(
-    r"CPU sizing: (?P<cpus>\d+) effective CPUs .*; torch threads (?P<torch>\d+) .*decode threads (?P<decode>\d+)"
+    r"CPU sizing: (?P<cpus>\d+) effective CPUs .*; "
+    r"torch threads (?P<torch>\d+) .*decode threads (?P<decode>\d+)"
 )
 
 
