@@ -19,12 +19,16 @@ import re
 import sys
 import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import assets, quota_report, report
 from bench.cgroup import CGROUP_ROOT, CgroupUnavailable, QuotaGroup, find_cpu_root
 from bench.runner import RunConfig, run_load
-from bench.servers import ServerError, run_service
+from bench.servers import ServerError, run_service, tree_cpu_s, wait_idle
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE = REPO_ROOT / "build" / "bench"
@@ -38,6 +42,16 @@ SHAPE = {
     "server_warmup": (8.0, 2.0), "variants": (VARIANTS, ["default", "2/2"]),
 }  # fmt: skip
 #: The service's start-up line (``service.cpus.sizing_line``).
+@dataclass
+class Server:
+    """A running service under test: its URL, log file, quota group and process id."""
+
+    base: str
+    log: Path
+    group: Path
+    pid: int
+
+
 SIZING_LINE = re.compile(
     r"CPU sizing: (?P<cpus>\d+) effective CPUs .*; "
     r"torch threads (?P<torch>\d+) .*decode threads (?P<decode>\d+)"
@@ -54,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
     p.add_argument("--duration", type=float, help="recorded seconds per level per round (default 10)")
     p.add_argument("--warmup", type=float, help="unrecorded seconds before each level (default 2)")
-    p.add_argument("--server-warmup", type=float, help="unrecorded s at c=16 before round 1 (default 8)")
+    p.add_argument("--server-warmup", type=float, help="unrecorded s at c=16 before the rounds (default 8)")
     p.add_argument("--service-module", default="service", help="module run as `python -m <module>`")
     p.add_argument("--cgroup-root", type=Path, default=CGROUP_ROOT, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help="JSON file (default bench/results/quota-<timestamp>.json)")
@@ -90,22 +104,23 @@ def _sizing(name: str, log: Path) -> str:
     return f"{match['torch']} / {match['decode']} (own choice for {match['cpus']} CPUs)"
 
 
-def _row(name: str, number: int, levels: list[dict]) -> dict:
-    one, many = (next(lv for lv in levels if lv["concurrency"] == c) for c in (1, 16))
+def _row(name: str, number: int, one: dict, many: dict) -> dict:
+    """One table row's numbers from the c=1 and c=16 levels of ``measure``."""
     return {
         "variant": name, "round": number, "c1_p50_ms": one["p50_ms"], "c1_p99_ms": one["p99_ms"],
         "c16_img_per_s": many["img_per_s"], "c16_p99_ms": many["p99_ms"],
-        "errors": one["errors"] + many["errors"],
+        "c1_cpu_ms_per_image": one["cpu_ms_per_image"], "c16_cpu_ms_per_image": many["cpu_ms_per_image"],
+        "c16_throttled": many["throttled"], "errors": one["errors"] + many["errors"],
     }  # fmt: skip
 
 
 def _start(stack: contextlib.ExitStack, args: argparse.Namespace, cpu_root, config: RunConfig,
-           workdir: Path) -> dict[str, tuple[str, Path, str]]:
+           workdir: Path) -> dict[str, Server]:
     """One service per sizing, each started inside its own quota group (both closed by ``stack``):
-    ``{name: (base_url, log file, cgroup path)}``. Raises ``ServerError`` if one is not in its group."""
+    ``{name: Server}``. Raises ``ServerError`` if one is not in its group."""
     servers = {}
     for name in args.variants:
-        slug = name.replace("/", "-")
+        slug = _slug(name)
         group = stack.enter_context(QuotaGroup(cpu_root, args.cpu_quota, slug))
         (workdir / slug).mkdir()
         base, proc = stack.enter_context(run_service(
@@ -114,23 +129,68 @@ def _start(stack: contextlib.ExitStack, args: argparse.Namespace, cpu_root, conf
         ))  # fmt: skip
         if proc.pid not in group.pids():
             raise ServerError(f"{name}: the service (pid {proc.pid}) is not in {group.path}")
-        servers[name] = (base, workdir / slug / "service.log", str(group.path))
+        servers[name] = Server(base, workdir / slug / "service.log", group.path, proc.pid)
     return servers
 
 
+def served_images(base: str) -> float:
+    """Answers ``/predict`` gave with 200 so far: the service's ``http_requests_total`` (Prometheus)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text) if family.name == "http_requests"
+        for sample in family.samples
+        if sample.name == "http_requests_total" and sample.labels.get("route") == "/predict"
+        and sample.labels.get("status") == "200"
+    )  # fmt: skip
+
+
+def _throttle(group: Path) -> tuple[int, int]:
+    """``(nr_periods, nr_throttled)`` of a group's ``cpu.stat`` (both cgroup versions have them)."""
+    stat = dict(line.split() for line in (group / "cpu.stat").read_text().splitlines() if line.strip())
+    return int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
+
+
+def measure(args: argparse.Namespace, config: RunConfig, server: Server, workdir: Path, tag: str,
+            concurrency: int, warmups: tuple[float, float]) -> dict:
+    """One level against one server: the load generator's numbers, plus what the server spent on it,
+    read around the whole call (warm-up included, until the server is idle again): ``cpu_ms_per_image``
+    (the server's process tree, psutil) and ``throttled`` (share of CFS periods that hit the quota)."""
+    base, pid = server.base, server.pid
+    cpu, served, (periods, throttled) = tree_cpu_s(pid), served_images(base), _throttle(server.group)
+    (level,) = run_load(base, "/predict", config, workdir, tag, "predictions", [concurrency], warmups,
+                        args.duration)  # fmt: skip
+    wait_idle(pid)  # requests the load generator left in flight finish (and count) before the readings
+    images = served_images(base) - served
+    periods_now, throttled_now = _throttle(server.group)
+    level["cpu_ms_per_image"] = 1000 * (tree_cpu_s(pid) - cpu) / images if images else None
+    periods_now -= periods
+    level["throttled"] = (throttled_now - throttled) / periods_now if periods_now > 0 else 0.0
+    return level
+
+
 def _rounds(args: argparse.Namespace, config: RunConfig, servers: dict, workdir: Path) -> list[dict]:
-    """``args.rounds`` rounds; in round r the sizings run in the order rotated by r - 1."""
+    """An unrecorded warm-up of every server (``args.server_warmup`` s at c=16, then c=1: the model's
+    first calls of each batch shape are slow), then ``args.rounds`` rounds of c=1 then c=16 per
+    sizing; in round r the sizings run in the order rotated by r - 1. One ``_row`` per round and sizing."""
+    for name in args.variants:
+        run_load(servers[name].base, "/predict", config, workdir, f"{_slug(name)}-warm-up", "predictions",
+                 [16, 1], (args.server_warmup, args.warmup), 0.5)  # fmt: skip
     rows = []
     for number in range(1, args.rounds + 1):
         shift = (number - 1) % len(args.variants)
         for name in args.variants[shift:] + args.variants[:shift]:
-            warm = (args.server_warmup if number == 1 else 0.0, args.warmup)
-            tag = f"{name.replace('/', '-')}-{number}"
-            levels = run_load(servers[name][0], "/predict", config, workdir, tag, "predictions", [1, 16],
-                              warm, args.duration)  # fmt: skip
-            rows.append(_row(name, number, levels))
+            tag = f"{_slug(name)}-{number}"
+            one = measure(args, config, servers[name], workdir, f"{tag}-c1", 1, (0.0, args.warmup))
+            many = measure(args, config, servers[name], workdir, f"{tag}-c16", 16, (0.0, args.warmup))
+            rows.append(_row(name, number, one, many))
             print(f"round {number} {name}: {rows[-1]}", file=sys.stderr, flush=True)
     return rows
+
+
+def _slug(name: str) -> str:
+    return name.replace("/", "-")
 
 
 def run(args: argparse.Namespace, cpu_root, workdir: Path) -> dict:
@@ -151,8 +211,8 @@ def run(args: argparse.Namespace, cpu_root, workdir: Path) -> dict:
     with contextlib.ExitStack() as stack:
         servers = _start(stack, args, cpu_root, config, workdir)
         rows = _rounds(args, config, servers, workdir)
-        sizing = {name: _sizing(name, log) for name, (_, log, _) in servers.items()}
-    groups = {name: group for name, (_, _, group) in servers.items()}
+        sizing = {name: _sizing(name, server.log) for name, server in servers.items()}
+    groups = {name: str(server.group) for name, server in servers.items()}
     return {"rows": rows, "sizing": sizing, "groups": groups}
 
 
