@@ -177,6 +177,7 @@ def _rounds(args: argparse.Namespace, config: RunConfig, servers: dict, workdir:
     for name in args.variants:
         run_load(servers[name].base, "/predict", config, workdir, f"{_slug(name)}-warm-up", "predictions",
                  [16, 1], (args.server_warmup, args.warmup), 0.5)  # fmt: skip
+        wait_idle(servers[name].pid)
     rows = []
     for number in range(1, args.rounds + 1):
         shift = (number - 1) % len(args.variants)
