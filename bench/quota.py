@@ -37,11 +37,14 @@ SKIPPED = 4  #: exit status when no writable CPU cgroup exists
 #: 2/2 is what the service chose before it read the quota (affinity 2 on a 2-CPU host).
 VARIANTS = ["default", "1/1", "1/2", "2/2", "2/4"]
 #: (full, quick): model, rounds, recorded s per level, warm-up s per level, server warm-up s, sizings.
+#: Answers come in batches (up to MAX_BATCH_SIZE 8 at once), so a window's img/s moves in steps of
+#: 8 / duration: 12 s at ~10 img/s is ~15 batches, a step of ~7 %; the median over rounds smooths it.
 SHAPE = {
-    "arch": ("resnet50", "resnet18"), "rounds": (3, 1), "duration": (10.0, 2.0), "warmup": (2.0, 1.0),
+    "arch": ("resnet50", "resnet18"), "rounds": (3, 1), "duration": (12.0, 2.0), "warmup": (2.0, 1.0),
     "server_warmup": (8.0, 2.0), "variants": (VARIANTS, ["default", "2/2"]),
 }  # fmt: skip
-#: The service's start-up line (``service.cpus.sizing_line``).
+
+
 @dataclass
 class Server:
     """A running service under test: its URL, log file, quota group and process id."""
@@ -52,6 +55,7 @@ class Server:
     pid: int
 
 
+#: The service's start-up line (``service.cpus.sizing_line``).
 SIZING_LINE = re.compile(
     r"CPU sizing: (?P<cpus>\d+) effective CPUs .*; "
     r"torch threads (?P<torch>\d+) .*decode threads (?P<decode>\d+)"
@@ -66,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model-file", type=Path, help="TorchScript file instead of --arch")
     p.add_argument("--variants", nargs="+", help=f"sizings: default or T/D (default {' '.join(VARIANTS)})")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
-    p.add_argument("--duration", type=float, help="recorded seconds per level per round (default 10)")
+    p.add_argument("--duration", type=float, help="recorded seconds per level per round (default 12)")
     p.add_argument("--warmup", type=float, help="unrecorded seconds before each level (default 2)")
     p.add_argument("--server-warmup", type=float, help="unrecorded s at c=16 before the rounds (default 8)")
     p.add_argument("--service-module", default="service", help="module run as `python -m <module>`")
