@@ -8,12 +8,14 @@ and 16 (img/s); the order rotates every round, so a drift of the shared host's s
 sizing alike. The table shows medians over rounds with their range; the verdict compares the default
 with the best explicit sizing (``bench.quota_report``). Exit status: 0 numbers produced, 1 a server or
 the load failed, 4 no writable CPU cgroup here (not root, or no cgroup filesystem): skipped.
+``--report FILE`` prints the table and verdicts of a saved run again.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import sys
@@ -76,6 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--service-module", default="service", help="module run as `python -m <module>`")
     p.add_argument("--cgroup-root", type=Path, default=CGROUP_ROOT, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help="JSON file (default bench/results/quota-<timestamp>.json)")
+    p.add_argument("--report", type=Path, metavar="JSON", help="print the table of a saved run and exit")
     args = p.parse_args(argv)
     for key, pair in SHAPE.items():
         if getattr(args, key) is None:
@@ -221,9 +224,24 @@ def run(args: argparse.Namespace, cpu_root, workdir: Path) -> dict:
     return {"rows": rows, "sizing": sizing, "groups": groups}
 
 
+def _header(meta: dict) -> str:
+    """The line above the table: model, quota, cgroup, CPU model, load at start and end, rounds."""
+    config, hw = meta["config"], meta["hardware"]
+    return (f"\n{config['model_file'] or config['arch']} under a {config['cpu_quota']:g}-CPU quota (cgroup "
+            f"{meta['cgroup']}) on {hw['cpu']}, {hw['cpus']} CPUs; load {hw['load_avg_1m_at_start']} at "
+            f"start, {meta['load_avg_1m_at_end']} at end; {config['rounds']} interleaved rounds of "
+            f"{config['duration']:g} s per level\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the quota benchmark; print the table and verdicts; return 0, 1 or ``SKIPPED`` (4)."""
     args = parse_args(argv)
+    if args.report:
+        document = json.loads(args.report.read_text())
+        summary = quota_report.summarize(document["rows"], document["meta"]["config"]["variants"])
+        print(_header(document["meta"]))
+        print(quota_report.table(summary, document["sizing"]) + "\n\n" + quota_report.verdicts(summary))
+        return 0
     try:
         cpu_root = find_cpu_root(args.cgroup_root)
     except CgroupUnavailable as error:
@@ -248,11 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     document = {"meta": meta, **results, "summary": summary}
     out = args.out or RESULTS / f"quota-{meta['started'].replace(':', '')}.json"
     report.write_json(document, out, RESULTS)
-    hw = meta["hardware"]
-    print(f"\n{args.model_file or args.arch} under a {args.cpu_quota:g}-CPU quota (cgroup {meta['cgroup']}) "
-          f"on {hw['cpu']}, {hw['cpus']} CPUs; load {hw['load_avg_1m_at_start']} at start, "
-          f"{meta['load_avg_1m_at_end']} at end; {args.rounds} interleaved rounds of {args.duration:g} s "
-          f"per level\n")  # fmt: skip
+    print(_header(meta))
     print(quota_report.table(summary, results["sizing"]))
     print()
     print(quota_report.verdicts(summary))

@@ -50,10 +50,13 @@ def test_summary_medians_spread_best_and_ratios():
     assert default["c16_img_per_s"] == {"median": 6.0, "min": 5.4, "max": 6.3, "n": 3}
     assert default["c1_p99_ms"]["median"] == 220
     assert summary["best_throughput"] == "1/1" and summary["best_p99"] == "1/1"
-    assert summary["default_vs_best_throughput"] == pytest.approx(6.0 / 6.2)
-    assert summary["default_vs_best_p99"] == pytest.approx(220 / 205)
-    # Per round: default / the best explicit sizing of that round.
+    # Paired: per round, default / the best sizing by median (1/1), measured seconds apart; the bar
+    # reads their median. The unpaired ratio of the medians rides along.
     assert summary["per_round_throughput"] == pytest.approx([6.0 / 6.2, 6.3 / 6.0, 5.4 / 6.6])
+    assert summary["default_vs_best_throughput"] == pytest.approx(6.0 / 6.2)
+    assert summary["per_round_p99"] == pytest.approx([210 / 200, 220 / 205, 260 / 230])
+    assert summary["default_vs_best_p99"] == pytest.approx(220 / 205)
+    assert summary["ratio_of_medians"] == pytest.approx({"throughput": 6.0 / 6.2, "p99": 220 / 205})
     # CPU per image: medians of the rounds that have it (1/1: 140, 150 -> 145; 2/2: 190, 200, 120 -> 190).
     cpu_1_1 = summary["variants"]["1/1"]["c16_cpu_ms_per_image"]
     assert cpu_1_1 == {"median": 145, "min": 140, "max": 150, "n": 2}
@@ -63,6 +66,16 @@ def test_summary_medians_spread_best_and_ratios():
     assert summary["pass"] == {"throughput": True, "p99": False, "zero_errors": False}
 
 
+def test_paired_median_differs_from_the_ratio_of_medians():
+    # A slow round hits both sizings alike: paired, default is even with 1/1 in every round.
+    rows = [row("default", 1, 10.0, 100), row("1/1", 1, 10.0, 100), row("default", 2, 5.0, 200),
+            row("1/1", 2, 5.0, 200), row("default", 3, 5.0, 200), row("1/1", 3, 10.0, 100)]  # fmt: skip
+    summary = summarize(rows, ["default", "1/1"])
+    assert summary["per_round_throughput"] == [1.0, 1.0, 0.5]
+    assert summary["default_vs_best_throughput"] == 1.0
+    assert summary["ratio_of_medians"]["throughput"] == 0.5  # medians 5.0 vs 10.0
+
+
 def test_summary_bar_edges_and_missing_sides():
     at_bar = summarize([row("default", 1, 95.0, 105), row("1/1", 1, 100.0, 100)], ["default", "1/1"])
     assert at_bar["pass"] == {"throughput": True, "p99": True, "zero_errors": True}
@@ -70,7 +83,7 @@ def test_summary_bar_edges_and_missing_sides():
     assert below["pass"]["throughput"] is False and below["pass"]["p99"] is False
     alone = summarize([row("default", 1, 5.0, 200)], ["default"])
     assert alone["default_vs_best_throughput"] is None and alone["pass"]["throughput"] is False
-    assert alone["per_round_throughput"] == [None]
+    assert alone["per_round_throughput"] == [None] and alone["default_vs_best_p99"] is None
 
 
 def test_table_and_verdicts_print_medians_ranges_and_the_bar():
@@ -81,9 +94,11 @@ def test_table_and_verdicts_print_medians_ranges_and_the_bar():
     assert "| default | 1 / 1 (own choice for 1 CPUs) | 110.0 (105.0–115.0) | 220.0 (210.0–230.0) " in text
     assert "| 6.20 (6.00–6.40) |" in text
     lines = quota_report.verdicts(summary).splitlines()
-    assert lines[0].startswith("c=16 img/s: default / best explicit (1/1) = 1.008 (bar >= 0.95")
-    assert lines[0].endswith(" ok")
-    assert lines[1] == "c=1 p99: default / best explicit (1/1) = 1.048 (bar <= 1.05) ok"  # 220 / 210
+    # Best by median: 1/1 (6.15 img/s, p99 210 ms); paired: 6.0/6.2, 6.4/6.1 and 210/200, 230/220.
+    assert lines[0] == ("c=16 img/s: default / best explicit (1/1) = 1.008 (bar >= 0.95; median of paired "
+                        "rounds: 0.968, 1.049; ratio of medians 1.008) ok")
+    assert lines[1] == ("c=1 p99: default / best explicit (1/1) = 1.048 (bar <= 1.05; median of paired "
+                        "rounds: 1.050, 1.045; ratio of medians 1.048) ok")
     assert lines[2].startswith("c=16 CPU ms per image: default / best explicit (None) = –")
     assert lines[3] == "errors: 0 ok"
 
