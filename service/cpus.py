@@ -14,10 +14,12 @@ every directory from the leaf up to the mount point is read and the tightest quo
 enforces each level's bandwidth limit on everything below it (sched-bwc.rst, "Hierarchical
 considerations"), and Kubernetes puts a limit on the pod's cgroup as well as the container's.
 
-Rounding (``effective_cpus``): a fractional quota rounds **up** (1.5 CPUs -> 2), as Go's runtime and
-joblib/loky's ``cpu_count`` do; docs/cpu-quota.md has the measurement behind the choice. Go then raises
-anything below 2 to 2 (its garbage collector wants a second thread); here 1 is the floor: at a 1-CPU
-quota one intra-op thread serves faster than two (docs/cpu-quota.md).
+Rounding (``effective_cpus``): a fractional quota rounds **down** to the whole CPUs it guarantees, at
+least 1 (1.5 -> 1, 2.5 -> 2, 0.5 -> 1). Go's runtime rounds up (and raises anything below 2 to 2, for its
+garbage collector), as joblib/loky's ``cpu_count`` does; for PyTorch's intra-op threads that was measured
+to cost 2.5x the CPU per image and a third of the throughput under a 1.5-CPU quota: OpenMP threads wait
+for each other at every layer, spinning while a sibling is throttled or descheduled
+(docs/cpu-quota.md, "Findings"). The fraction left over serves the event loop and decoding.
 
 Every function takes the files' contents or a root directory, so tests feed fake cgroup trees.
 """
@@ -205,13 +207,13 @@ def read_quota(root: Path = Path("/")) -> CpuQuota:
 
 
 def effective_cpus(quota_cpus: float | None, affinity: int) -> int:
-    """CPUs to size thread pools for: ``ceil(quota_cpus)`` (at least 1), never more than ``affinity``;
-    ``affinity`` when there is no quota. ``effective_cpus(1.5, 4) == 2``, ``(0.5, 4) == 1``,
-    ``(8, 2) == 2``, ``(None, 4) == 4``."""
+    """CPUs to size thread pools for: ``floor(quota_cpus)`` (at least 1), never more than ``affinity``;
+    ``affinity`` when there is no quota. ``effective_cpus(1.5, 4) == 1``, ``(2.5, 4) == 2``,
+    ``(0.5, 4) == 1``, ``(8, 2) == 2``, ``(None, 4) == 4``. Why down, not up: the module docstring."""
     affinity = max(1, affinity)
     if quota_cpus is None:
         return affinity
-    return max(1, min(affinity, math.ceil(quota_cpus - 1e-9)))  # 100000/100000 stays exactly 1
+    return max(1, min(affinity, math.floor(quota_cpus)))  # k * period / period is exactly k
 
 
 def affinity_cpus() -> int:

@@ -25,8 +25,9 @@ Triple = Annotated[tuple[float, float, float], NoDecode]
 
 
 def available_cpus() -> int:
-    """CPUs this process may use: its cgroup CPU quota (a pod's CPU limit) rounded up, capped by the
-    scheduler affinity; the affinity when there is no quota (``service.cpus``, docs/cpu-quota.md)."""
+    """CPUs this process may use: the whole CPUs of its cgroup CPU quota (a pod's CPU limit), at least 1,
+    capped by the scheduler affinity; the affinity when there is no quota (``service.cpus``,
+    docs/cpu-quota.md)."""
     return cpus.cpu_budget().cpus
 
 

@@ -80,10 +80,10 @@ def test_parse_cfs():
 
 
 @pytest.mark.parametrize(("quota", "affinity", "expected"), [
-    (None, 4, 4), (1.0, 4, 1), (1.5, 4, 2), (0.5, 4, 1), (0.1, 4, 1), (2.0, 4, 2), (2.01, 4, 3),
-    (8.0, 2, 2), (1.0, 1, 1), (None, 0, 1),
+    (None, 4, 4), (1.0, 4, 1), (1.5, 4, 1), (1.99, 4, 1), (0.5, 4, 1), (0.1, 4, 1), (2.0, 4, 2),
+    (2.5, 4, 2), (300000 / 100000, 4, 3), (8.0, 2, 2), (1.0, 1, 1), (None, 0, 1),
 ])  # fmt: skip
-def test_effective_cpus_rounds_up_and_caps_at_the_affinity(quota, affinity, expected):
+def test_effective_cpus_rounds_down_to_whole_cpus_and_caps_at_the_affinity(quota, affinity, expected):
     assert cpus.effective_cpus(quota, affinity) == expected
 
 
@@ -93,7 +93,7 @@ def test_v1_quota_of_the_process_own_cgroup(tmp_path):
     quota = cpus.read_quota(root)
     assert quota.cpus == 1.5
     assert quota.source == "cgroup v1 /sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/ctr/cpu.cfs_quota_us"
-    assert cpus.cpu_budget(root, affinity=4).cpus == 2
+    assert cpus.cpu_budget(root, affinity=4).cpus == 1
 
 
 def test_v1_container_view_mount_root_is_the_container_cgroup(tmp_path):
