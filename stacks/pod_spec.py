@@ -16,8 +16,8 @@ STARTUP_FAILURES = 36  # 36 x 5 s = 180 s for model load + warm-up before livene
 # can leave the event loop seconds behind although nothing is wrong, and a restart there drops every
 # request in flight and moves the load to the other pods, which then fall behind too. So liveness is
 # lenient: 6 x 10 s = 60 s without an answer (5 s each) before a restart; /healthz does no work
-# (it never waits on the batcher or the model). Readiness stays quick: it takes a slow pod out of
-# the Service in 10 s, which is what relieves it.
+# (it never waits on the batcher or the model). Readiness stays quick: a pod whose event loop is more
+# than 2 s behind leaves the Service's endpoints after 2 x 5 s, which is what relieves it.
 LIVENESS_PERIOD_S, LIVENESS_TIMEOUT_S, LIVENESS_FAILURES = 10, 5, 6
 READINESS_PERIOD_S, READINESS_TIMEOUT_S, READINESS_FAILURES = 5, 2, 2
 
