@@ -16,10 +16,11 @@ considerations"), and Kubernetes puts a limit on the pod's cgroup as well as the
 
 Rounding (``effective_cpus``): a fractional quota rounds **down** to the whole CPUs it guarantees, at
 least 1 (1.5 -> 1, 2.5 -> 2, 0.5 -> 1). Go's runtime rounds up (and raises anything below 2 to 2, for its
-garbage collector), as joblib/loky's ``cpu_count`` does; for PyTorch's intra-op threads that was measured
-to cost 2.5x the CPU per image and a third of the throughput under a 1.5-CPU quota: OpenMP threads wait
-for each other at every layer, spinning while a sibling is throttled or descheduled
-(docs/cpu-quota.md, "Findings"). The fraction left over serves the event loop and decoding.
+garbage collector), as joblib/loky's ``cpu_count`` does. For PyTorch's intra-op threads, rounding 1.5 up
+was measured (``python -m bench --cpu-quota 1.5``) to cost 2.5x the CPU per image and two thirds of the
+throughput on a busy host, where OpenMP threads spin at every layer's barrier while a sibling waits
+for a CPU, and to gain about 10 % where the host had the CPU to give: the smaller risk is rounding
+down (docs/cpu-quota.md, "Findings"). The fraction left over serves the event loop and decoding.
 
 Every function takes the files' contents or a root directory, so tests feed fake cgroup trees.
 """
