@@ -36,4 +36,5 @@ def test_readiness_stays_quick_and_fails_before_liveness(container):
     assert ready["httpGet"] == {"path": "/readyz", "port": "http"}
     assert (ready["periodSeconds"], ready["timeoutSeconds"], ready["failureThreshold"]) == (5, 2, 2)
     # A slow pod leaves the endpoints (10 s) long before the kubelet would restart it (60 s).
-    assert ready["periodSeconds"] * ready["failureThreshold"] < live["periodSeconds"] * live["failureThreshold"]
+    out_of_endpoints_s = ready["periodSeconds"] * ready["failureThreshold"]
+    assert out_of_endpoints_s < live["periodSeconds"] * live["failureThreshold"]
