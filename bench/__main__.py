@@ -1,6 +1,7 @@
 """``python -m bench``: the model alone vs this service vs TorchServe, one table and one JSON file.
 
 ``python -m bench --quick`` is the seconds-long version CI runs (small model, short levels).
+``python -m bench --cpu-quota 1.0 [...]`` runs ``bench.quota``: the service under a CPU quota.
 """
 
 from __future__ import annotations
@@ -112,7 +113,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print the table and verdicts; return 0 if every target produced numbers."""
+    """Run the benchmark; print the table and verdicts; return 0 if every target produced numbers.
+
+    ``--cpu-quota CPUS ...`` hands all arguments to ``bench.quota`` (the service under a CPU quota)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if any(arg.split("=")[0] == "--cpu-quota" for arg in argv):
+        from bench import quota
+
+        return quota.main(argv)
     args = parse_args(argv)
     started = time.time()
     CACHE.mkdir(parents=True, exist_ok=True)

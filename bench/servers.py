@@ -145,17 +145,21 @@ def run_service(
     workdir: Path,
     extra_env: dict[str, str] | None = None,
     ready_timeout_s: float = 300.0,
+    prefix: list[str] | None = None,
 ) -> Iterator[tuple[str, ManagedProcess]]:
     """Run ``python -m <module>`` (this service) on a free 127.0.0.1 port until the block exits.
 
     The environment is the caller's plus ``MODEL_PATH``, ``MODEL_LABELS``, ``HOST``, ``PORT`` and
-    ``extra_env`` (the service's knobs). Yields ``(base_url, process)`` once ``GET /readyz`` answers 200.
-    Raises ``ServerError`` if it exits or is not ready within ``ready_timeout_s`` s.
+    ``extra_env`` (the service's knobs); ``prefix`` goes before the command (e.g. ``bench.cgroup``'s
+    shim that enters a CPU-quota group, then ``exec``s it). Yields ``(base_url, process)`` once
+    ``GET /readyz`` answers 200. Raises ``ServerError`` if it exits or is not ready within
+    ``ready_timeout_s`` s.
     """
     port = free_port()
     env = {**os.environ, **(extra_env or {})}
     env.update(MODEL_PATH=str(model_file), MODEL_LABELS=str(labels_file), HOST=LOCALHOST, PORT=str(port))
-    proc = ManagedProcess([sys.executable, "-m", module], env, REPO_ROOT, workdir / "service.log")
+    cmd = [*(prefix or []), sys.executable, "-m", module]
+    proc = ManagedProcess(cmd, env, REPO_ROOT, workdir / "service.log")
     try:
         base = f"http://{LOCALHOST}:{port}"
         wait_until(lambda: http_ok(f"{base}/readyz", timeout=5), proc, ready_timeout_s, "service")

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
+from service.cpus import sizing_line
 from service.errors import ModelLoadError, install_error_handlers
 from service.limits import BodyLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
@@ -25,6 +26,7 @@ logger = logging.getLogger("service")
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load and warm the model before serving (``ModelLoadError`` aborts start-up); stop cleanly after."""
     pipeline: InferencePipeline = app.state.pipeline
+    logger.info(sizing_line(app.state.settings))
     try:
         await pipeline.start()
     except ModelLoadError as exc:

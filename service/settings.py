@@ -7,13 +7,14 @@ handlers get it through the ``get_settings`` dependency, so tests inject their o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Request
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service import cpus
 
 #: ImageNet channel statistics used by every torchvision classification model (torchvision docs,
 #: "ImageNet normalisation"): mean and std of the training set's RGB values scaled to [0, 1].
@@ -24,11 +25,10 @@ Triple = Annotated[tuple[float, float, float], NoDecode]
 
 
 def available_cpus() -> int:
-    """Number of CPUs this process may run on (scheduler affinity, which respects cpusets)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    """CPUs this process may use: the whole CPUs of its cgroup CPU quota (a pod's CPU limit), at least 1,
+    capped by the scheduler affinity; the affinity when there is no quota (``service.cpus``,
+    docs/cpu-quota.md)."""
+    return cpus.cpu_budget().cpus
 
 
 class Settings(BaseSettings):

@@ -11,6 +11,15 @@ CONTAINER_PORT = 8080
 RUN_AS_UID = 10001  # the non-root user of service/Dockerfile
 STARTUP_PERIOD_S = 5
 STARTUP_FAILURES = 36  # 36 x 5 s = 180 s for model load + warm-up before liveness takes over
+# Liveness restarts the container after LIVENESS_FAILURES probes in a row time out or fail (Kubernetes
+# docs, "Configure Liveness, Readiness and Startup Probes"). At peak a pod throttled at its CPU limit
+# can leave the event loop seconds behind although nothing is wrong, and a restart there drops every
+# request in flight and moves the load to the other pods, which then fall behind too. So liveness is
+# lenient: 6 x 10 s = 60 s without an answer (5 s each) before a restart; /healthz does no work
+# (it never waits on the batcher or the model). Readiness stays quick: a pod whose event loop is more
+# than 2 s behind leaves the Service's endpoints after 2 x 5 s, which is what relieves it.
+LIVENESS_PERIOD_S, LIVENESS_TIMEOUT_S, LIVENESS_FAILURES = 10, 5, 6
+READINESS_PERIOD_S, READINESS_TIMEOUT_S, READINESS_FAILURES = 5, 2, 2
 
 
 def service_env(s: WorkloadSettings) -> list[k8s.core.v1.EnvVarArgs]:
@@ -56,8 +65,8 @@ def container(
             limits={"cpu": s.cpu_limit, "memory": s.memory_limit},
         ),
         startup_probe=_probe("/healthz", STARTUP_PERIOD_S, STARTUP_FAILURES),
-        liveness_probe=_probe("/healthz", 10, 3),
-        readiness_probe=_probe("/readyz", 5, 2),
+        liveness_probe=_probe("/healthz", LIVENESS_PERIOD_S, LIVENESS_FAILURES, LIVENESS_TIMEOUT_S),
+        readiness_probe=_probe("/readyz", READINESS_PERIOD_S, READINESS_FAILURES, READINESS_TIMEOUT_S),
         lifecycle=k8s.core.v1.LifecycleArgs(
             pre_stop=k8s.core.v1.LifecycleHandlerArgs(
                 sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SLEEP_S)
