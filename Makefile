@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV ?= .venv-checkov
+AZURITE := tools/azurite
 PORT ?= 8080
 STACK ?= dev
 MANIFESTS ?= build/manifests/$(STACK)
@@ -22,7 +23,12 @@ $(CHECKOV_VENV)/.installed: tools/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install -q -r tools/requirements-checkov.txt
 	touch $@
 
-install: $(VENV)/.installed $(CHECKOV_VENV)/.installed  ## Create the virtualenvs (.venv, .venv-checkov) from the pinned requirements.
+# Azurite, the Azure Storage emulator the model repository tests run against (npm, pinned by package-lock.json).
+$(AZURITE)/node_modules/.installed: $(AZURITE)/package.json $(AZURITE)/package-lock.json
+	npm ci --prefix $(AZURITE) --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(AZURITE)/node_modules/.installed  ## Create the virtualenvs (.venv, .venv-checkov) from the pinned requirements and install Azurite (npm).
 
 serve: $(VENV)/.installed  ## Run the service on http://localhost:$(PORT) (MODEL_PATH, MODEL_ARCH... from the environment).
 	PORT=$(PORT) $(PY) -m service
