@@ -4,7 +4,8 @@
 
 uploads `model.pt` and `labels.txt` to `<container URL>/resnet/2/`, refusing to overwrite an existing
 version, and prints the `pulumi config set` lines (modelUri, modelLabelsUri, modelSha256, modelVersion)
-that roll it out with `pulumi up`.
+that roll it out with `pulumi up`. `--show` uploads nothing and prints the same lines for a version already
+published (read from the blobs' `sha256` and `role` metadata): rolling back is `--show` of the old version.
 
 Where to upload (one of):
 - `--stack dev`: reads the stack output `model_repository_url` with `pulumi stack output` (needs the
@@ -100,12 +101,13 @@ def _progress(label: str, total: int):
     return hook, bar.close
 
 
-def upload(container: ContainerClient, blob: str, path: Path, sha256: str) -> None:
-    """Upload `path` to `blob` unless it exists (`If-None-Match: *`); raises `VersionExists`."""
+def upload(container: ContainerClient, blob: str, path: Path, sha256: str, role: str = "model") -> None:
+    """Upload `path` to `blob` unless it exists (`If-None-Match: *`), with metadata `sha256` (hex) and
+    `role` (`model` or `labels`); raises `VersionExists`."""
     hook, close = _progress(blob, path.stat().st_size)
     try:
         with path.open("rb") as data:
-            container.upload_blob(blob, data, overwrite=False, metadata={"sha256": sha256},
+            container.upload_blob(blob, data, overwrite=False, metadata={"sha256": sha256, "role": role},
                                   progress_hook=hook, max_concurrency=4)
     except ResourceExistsError:
         raise VersionExists(f"{container.url}/{blob} already exists: versions are immutable, publish "
@@ -132,11 +134,29 @@ def publish(container: ContainerClient, model: Path, labels: Path | None, name: 
         config = {"modelUri": f"{container.url}/{prefix}{model.name}", "modelSha256": digest,
                   "modelVersion": version}
         if labels is not None:  # labels first: the model blob, written last, marks a complete version
-            upload(container, prefix + labels.name, labels, sha256_file(labels))
+            upload(container, prefix + labels.name, labels, sha256_file(labels), role="labels")
             config["modelLabelsUri"] = f"{container.url}/{prefix}{labels.name}"
         upload(container, prefix + model.name, model, digest)
     except AzureError as exc:
         raise PublishError(f"upload to {container.url} failed: {str(exc).strip().splitlines()[0]}") from None
+    return config
+
+
+def show(container: ContainerClient, name: str, version: str) -> dict[str, str]:
+    """The rollout config of a published version, from its blobs' metadata. Raises `PublishError`."""
+    prefix = f"{name}/{version}/"
+    try:
+        blobs = {b.metadata.get("role"): b for b in container.list_blobs(name_starts_with=prefix,
+                                                                           include=["metadata"])}
+    except AzureError as exc:
+        raise PublishError(f"cannot list {container.url}: {str(exc).strip().splitlines()[0]}") from None
+    model = blobs.get("model")
+    if model is None or "sha256" not in model.metadata:
+        raise PublishError(f"{container.url}/{prefix} holds no model published by tools.publish_model")
+    config = {"modelUri": f"{container.url}/{model.name}", "modelSha256": model.metadata["sha256"],
+              "modelVersion": version}
+    if "labels" in blobs:
+        config["modelLabelsUri"] = f"{container.url}/{blobs['labels'].name}"
     return config
 
 
@@ -156,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                         "$AZURE_STORAGE_CONNECTION_STRING), e.g. Azurite's")
     parser.add_argument("--container", default="models", help="with --account-url or --connection-string "
                         "(default: models)")
-    parser.add_argument("--file", type=Path, required=True, help="model file (TorchScript, .pt2, state_dict)")
+    parser.add_argument("--file", type=Path, help="model file (TorchScript, .pt2, state_dict)")
+    parser.add_argument("--show", action="store_true",
+                        help="upload nothing: print the rollout lines of the published --version (roll back)")
     parser.add_argument("--labels", type=Path, help="labels file, one per line")
     parser.add_argument("--name", required=True, help="model name (first path segment)")
     parser.add_argument("--version", required=True, help="version (second path segment), e.g. 2")
@@ -164,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     for option in ("name", "version"):
         if not _SEGMENT.match(getattr(args, option)):
             parser.error(f"--{option} must be letters, digits, '.', '_' or '-'")
+    if not args.show and args.file is None:
+        parser.error("--file is required (or --show for a published version)")
     for path in (args.file, args.labels):
         if path is not None and not path.is_file():
             parser.error(f"{path}: no such file")
@@ -172,11 +196,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("say where to publish: --stack, --account-url or --connection-string")
     try:
         with container_client(args) as container:
-            config = publish(container, args.file, args.labels, args.name, args.version)
+            if args.show:
+                config = show(container, args.name, args.version)
+            else:
+                config = publish(container, args.file, args.labels, args.name, args.version)
     except PublishError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
-    print(f"published {args.name} version {args.version} (sha256 {config['modelSha256']}); roll it out with:",
+    done = "published" if not args.show else "found"
+    print(f"{done} {args.name} version {args.version} (sha256 {config['modelSha256']}); roll it out with:",
           file=sys.stderr)
     print("\n".join(config_lines(config, args.stack)))
     return 0

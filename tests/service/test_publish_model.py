@@ -46,7 +46,7 @@ def test_publishes_a_version_and_prints_its_rollout(azurite, container, model_fi
     ]
     blob = container.get_blob_client(f"small/2/{model.name}")
     assert blob.download_blob().readall() == model.read_bytes()
-    assert blob.get_blob_properties().metadata == {"sha256": digest}
+    assert blob.get_blob_properties().metadata == {"sha256": digest, "role": "model"}
     # What it printed is what the service fetches and verifies.
     config = dict(line.split()[3:5] for line in result.stdout.splitlines()[:4])
     settings = fetch_model(Settings(model_uri=config["modelUri"], model_sha256=config["modelSha256"],
@@ -54,6 +54,18 @@ def test_publishes_a_version_and_prints_its_rollout(azurite, container, model_fi
                                     azure_storage_connection_string=azurite.connection_string()))
     assert settings.model_path.read_bytes() == model.read_bytes()
     assert settings.model_labels.read_text() == labels_file.read_text()
+
+
+def test_show_prints_the_rollout_of_a_published_version(azurite, container, model_files, labels_file):  # noqa: F811
+    args = ["--file", str(model_files("torchscript")), "--labels", str(labels_file), "--name", "back"]
+    assert _publish(azurite, *args, "--version", "1").returncode == 0
+    published = _publish(azurite, *args, "--version", "2")
+    shown = _publish(azurite, "--show", "--name", "back", "--version", "2")
+    assert shown.returncode == 0 and shown.stdout == published.stdout
+    one = _publish(azurite, "--show", "--name", "back", "--version", "1").stdout
+    assert "back/1/" in one and "modelVersion 1" in one and "back/2/" not in one
+    missing = _publish(azurite, "--show", "--name", "back", "--version", "9")
+    assert missing.returncode == 2 and "holds no model" in missing.stderr
 
 
 def test_refuses_to_overwrite_a_version(azurite, container, model_files, tmp_path):  # noqa: F811
