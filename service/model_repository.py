@@ -16,7 +16,7 @@ then loads the local file as it loads ``MODEL_PATH``.
 Failures raise a ``ModelFetchError`` subclass whose ``exit_status`` ``python -m service`` returns:
 4 not found, 5 access denied, 6 digest mismatch, 7 unreachable after the retries. Retries: the storage
 SDK's own ``ExponentialRetry`` policy (connect, read and 408/429/5xx answers), ``MODEL_FETCH_RETRIES``
-attempts after the first, waiting ``MODEL_FETCH_BACKOFF_S + 2**n`` s (n >= 1) before retry n + 1.
+attempts after the first, retry n waiting ``MODEL_FETCH_BACKOFF_S + 2**n`` s (defaults: 3, 5, 9, 17, 33 s).
 """
 
 from __future__ import annotations
