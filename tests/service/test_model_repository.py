@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobServiceClient
 
 from service.model_repository import READER_ROLE, AccessDenied, fetch_blob, translate
-from service.settings import Settings
+from service.settings import Settings, describe_error
 from tests.azurite import ACCOUNT, azurite, free_port  # noqa: F401 (azurite is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,3 +187,19 @@ def test_model_uri_and_model_path_together_is_a_setting_error(tmp_path):
                             env=os.environ | {"MODEL_URI": "https://a.blob.core.windows.net/models/m.pt",
                                               "MODEL_PATH": str(tmp_path / "m.pt"), "PORT": "1"}, timeout=60)
     assert result.returncode == 2 and "MODEL_URI" in result.stderr and "set one model source" in result.stderr
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"MODEL_URI": "https://a.blob.core.windows.net/models/m.pt", "MODEL_SHA256": "abc"}, "MODEL_SHA256='abc'"),
+    ({"MODEL_SHA256": "a" * 64}, "MODEL_SHA256=" + repr("a" * 64) + ": Value error, only valid with MODEL_URI"),
+    ({"MODEL_LABELS_URI": "https://a.blob.core.windows.net/models/l.txt"}, "only valid with MODEL_URI"),
+    ({"MODEL_URI": "ftp://a/models/m.pt"}, "MODEL_URI='ftp://a/models/m.pt'"),
+])
+def test_repository_settings_are_checked(monkeypatch, env, needle):
+    for name in ("MODEL_URI", "MODEL_LABELS_URI", "MODEL_SHA256", "MODEL_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert needle in describe_error(error.value)
