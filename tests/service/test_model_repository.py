@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobServiceClient
+from pydantic import ValidationError
 
 from service.model_repository import READER_ROLE, AccessDenied, fetch_blob, translate
 from service.settings import Settings, describe_error
@@ -190,8 +190,8 @@ def test_model_uri_and_model_path_together_is_a_setting_error(tmp_path):
 
 
 @pytest.mark.parametrize(("env", "needle"), [
-    ({"MODEL_URI": "https://a.blob.core.windows.net/models/m.pt", "MODEL_SHA256": "abc"}, "MODEL_SHA256='abc'"),
-    ({"MODEL_SHA256": "a" * 64}, "MODEL_SHA256=" + repr("a" * 64) + ": Value error, only valid with MODEL_URI"),
+    ({"MODEL_URI": "https://a.blob.core.windows.net/models/m.pt", "MODEL_SHA256": "ab"}, "MODEL_SHA256='ab'"),
+    ({"MODEL_SHA256": "a" * 64}, f"MODEL_SHA256={'a' * 64!r}: Value error, only valid with MODEL_URI"),
     ({"MODEL_LABELS_URI": "https://a.blob.core.windows.net/models/l.txt"}, "only valid with MODEL_URI"),
     ({"MODEL_URI": "ftp://a/models/m.pt"}, "MODEL_URI='ftp://a/models/m.pt'"),
 ])
