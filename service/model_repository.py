@@ -8,8 +8,8 @@ Authentication: ``AZURE_STORAGE_CONNECTION_STRING`` when set (the emulator's wel
 ``azure-identity``'s ``DefaultAzureCredential``: workload identity in an AKS pod (the webhook injects
 ``AZURE_CLIENT_ID``, ``AZURE_TENANT_ID``, ``AZURE_FEDERATED_TOKEN_FILE``), ``az login`` on a laptop.
 
-The blob is streamed once into ``MODEL_CACHE_DIR/<account>/<container>/<path>`` (an ``emptyDir`` in the
-pod: the root file system stays read-only) while its SHA-256 is computed; with ``MODEL_SHA256`` a file
+The blob is downloaded once (parallel range requests) into ``MODEL_CACHE_DIR/<account>/<container>/<path>``
+(an ``emptyDir`` in the pod: the root file system stays read-only), then hashed; with ``MODEL_SHA256`` a file
 already there with that digest (a restarted container keeps its ``emptyDir``) is reused. The service
 then loads the local file as it loads ``MODEL_PATH``.
 
@@ -45,7 +45,10 @@ logger = logging.getLogger("service")
 
 #: Built-in role the identity needs on the container (Azure built-in roles, "Storage Blob Data Reader").
 READER_ROLE = "Storage Blob Data Reader"
-CHUNK_BYTES = 4 * 1024 * 1024  # download request size (the SDK's max_chunk_get_size default)
+CHUNK_BYTES = 4 * 1024 * 1024  # read size when hashing a file
+#: Parallel range requests per download: 98 MiB from Azurite took 3.6 s with 4 against 5.0-5.6 s streamed
+#: with 1 and hashed on the fly (2 CPUs under load); writes come out of order, so the file is hashed after.
+FETCH_CONCURRENCY = 4
 
 
 class ModelFetchError(ModelLoadError):
@@ -140,14 +143,10 @@ def fetch_blob(url: str, settings: Settings, expected_sha256: str | None = None)
             return Fetched(target, size, digest, time.perf_counter() - started, cached=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    digest = hashlib.sha256()
-    size = 0
     try:
         with client, partial.open("wb") as out:
-            for chunk in client.download_blob(max_concurrency=1).chunks():
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
+            client.download_blob(max_concurrency=FETCH_CONCURRENCY).readinto(out)
+        size, actual = file_sha256(partial)  # a second pass from the page cache: ~0.2 s per 100 MB
     except AzureError as exc:
         partial.unlink(missing_ok=True)
         raise translate(exc, url, settings) from None
@@ -155,7 +154,6 @@ def fetch_blob(url: str, settings: Settings, expected_sha256: str | None = None)
         partial.unlink(missing_ok=True)
         raise ModelFetchError(f"MODEL_CACHE_DIR={settings.model_cache_dir}: cannot write {url} "
                               f"({exc.strerror or exc})") from None
-    actual = digest.hexdigest()
     if expected and actual != expected:
         partial.unlink(missing_ok=True)
         raise DigestMismatch(f"MODEL_SHA256 mismatch for {url}: expected {expected}, got {actual} "
