@@ -99,6 +99,8 @@ def fetch_model(settings: Settings) -> Settings:
     Raises a ``ModelFetchError`` subclass (one line; ``exit_status`` 4-7).
     """
     assert settings.model_uri is not None
+    if settings.log_level != "debug":  # SDKs log each request (INFO) and each failed credential (WARNING)
+        logging.getLogger("azure").setLevel(logging.ERROR)
     model = fetch_blob(settings.model_uri, settings, expected_sha256=settings.model_sha256)
     logger.info("model %s: %s (%d bytes, sha256 %s, %.2f s)", "reused" if model.cached else "fetched",
                 settings.model_uri, model.size, model.sha256, model.seconds)
@@ -200,7 +202,8 @@ def translate(exc: AzureError, url: str, settings: Settings) -> ModelFetchError:
         return BlobNotFound(f"{url}: {what} not found ({code or 404}); check the URL, or publish it with "
                             "python -m tools.publish_model")
     if isinstance(exc, ClientAuthenticationError) and status is None:  # no token at all
-        return AccessDenied(f"{url}: no Azure credential for {_identity(settings)}: {_first_line(exc)}")
+        reason = _credential_failure(exc)
+        return AccessDenied(f"{url}: no Azure credential for {_identity(settings)}: {reason}")
     if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
         return AccessDenied(f"{url}: access denied ({code or status}) for {_identity(settings)}: it needs "
                             f"the {READER_ROLE} role on the container")
@@ -209,6 +212,14 @@ def translate(exc: AzureError, url: str, settings: Settings) -> ModelFetchError:
         return RepositoryUnreachable(
             f"{url}: unreachable after {settings.model_fetch_retries} retries: {_first_line(exc)}")
     return ModelFetchError(f"{url}: download failed ({code or status}): {_first_line(exc)}")
+
+
+def _credential_failure(exc: BaseException) -> str:
+    """The credential that stopped `DefaultAzureCredential`'s chain and why (its message lists each attempted
+    credential on a tab-indented line; the last one is where it stopped), else the first line."""
+    text = str(getattr(exc, "message", None) or exc)
+    attempts = [line.strip() for line in text.splitlines() if line.startswith("\t")]
+    return attempts[-1][:300] if attempts else _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -48,6 +48,7 @@ def _start_up_failure(env: dict[str, str]) -> tuple[int, list[str]]:
     result = subprocess.run([sys.executable, "-m", "service"], cwd=ROOT, env=os.environ | env,
                             capture_output=True, text=True, timeout=120)
     assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr  # one line, nothing else
     return result.returncode, [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
@@ -203,3 +204,22 @@ def test_repository_settings_are_checked(monkeypatch, env, needle):
     with pytest.raises(ValidationError) as error:
         Settings()
     assert needle in describe_error(error.value)
+
+
+def test_workload_identity_without_a_token_names_the_identity_and_the_failing_credential(tmp_path):
+    # What a pod sees when Entra ID cannot be reached or refuses the federated token: the webhook's variables
+    # are set (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST), and
+    # DefaultAzureCredential's WorkloadIdentityCredential fails. Here the authority is a closed local port.
+    token = tmp_path / "token"
+    token.write_text("header.payload.signature")
+    client_id = "11111111-2222-3333-4444-555555555555"
+    url = "https://aicmdev123456.blob.core.windows.net/models/small/1/model.pt"
+    env = {"MODEL_URI": url, "MODEL_PATH": "", "MODEL_CACHE_DIR": str(tmp_path), "MODEL_FETCH_RETRIES": "0",
+           "AZURE_CLIENT_ID": client_id, "AZURE_TENANT_ID": "99999999-8888-7777-6666-555555555555",
+           "AZURE_FEDERATED_TOKEN_FILE": str(token), "AZURE_AUTHORITY_HOST": f"https://127.0.0.1:{free_port()}/",
+           "AZURE_STORAGE_CONNECTION_STRING": "", "PORT": "1"}
+    status, errors = _start_up_failure(env)
+    assert status == 5
+    assert len(errors) == 1, errors
+    expected = f"error: {url}: no Azure credential for identity {client_id} (AZURE_CLIENT_ID): "
+    assert errors[0].startswith(expected + "WorkloadIdentityCredential: "), errors
