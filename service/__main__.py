@@ -2,7 +2,9 @@
 
 ``python -m service --prefetch`` only resolves and downloads the configured model (used by the
 Dockerfile at build time so images carry their weights), then exits.
-Configuration or model-load errors exit with status 2 / 3 and one clear line on stderr.
+Configuration or model-load errors exit with status 2 / 3 and one clear line on stderr; fetching
+``MODEL_URI`` (``service.model_repository``) exits 4 not found, 5 access denied, 6 digest mismatch,
+7 unreachable.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.model_uri:  # download and verify before anything listens: ready means the fetched model
+        from service.model_repository import ModelFetchError, fetch_model
+
+        try:
+            settings = fetch_model(settings)
+        except ModelFetchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_status
     if args.prefetch:
         return _prefetch(settings)
 

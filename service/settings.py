@@ -7,11 +7,13 @@ handlers get it through the ``get_settings`` dependency, so tests inject their o
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Request
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import cpus
@@ -120,6 +122,41 @@ class Settings(BaseSettings):
     def uses_default_preprocessing(self) -> bool:
         """True when none of RESIZE_SIZE / CROP_SIZE / NORM_MEAN / NORM_STD was set explicitly."""
         return not ({"resize_size", "crop_size", "norm_mean", "norm_std"} & self.model_fields_set)
+
+    # Model repository (service/model_repository.py): MODEL_URI is fetched into MODEL_CACHE_DIR at start-up.
+    model_uri: str | None = Field(None, pattern=r"^https?://[^/\s]+/[^/\s]+/\S+$", description="Blob URL "
+                                  "of the model: https://<account>.blob.core.windows.net/<container>/<path>.")
+    model_labels_uri: str | None = Field(None, pattern=r"^https?://[^/\s]+/[^/\s]+/\S+$",
+                                         description="Blob URL of the labels file.")
+    model_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$",
+                                     description="Expected SHA-256 (64 hex) of the MODEL_URI blob.")
+    model_cache_dir: Path = Field(Path(tempfile.gettempdir()) / "model-cache",
+                                  description="Where MODEL_URI is downloaded (an emptyDir in the pod).")
+    model_fetch_retries: int = Field(5, ge=0, le=20, description="Retries of a failed download request.")
+    model_fetch_backoff_s: float = Field(1.0, ge=0, le=60, description="First retry wait (s); retry n "
+                                         "waits this + 2**n s.")
+    azure_storage_connection_string: SecretStr | None = Field(
+        None, description="Use this (e.g. Azurite's) instead of DefaultAzureCredential for MODEL_URI.")
+
+    @field_validator("model_uri", "model_labels_uri", "model_sha256", "azure_storage_connection_string",
+                     mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("model_uri")
+    @classmethod
+    def _one_model_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and info.data.get("model_path"):
+            raise ValueError("MODEL_URI and MODEL_PATH are both set; set one model source")
+        return value
+
+    @field_validator("model_labels_uri", "model_sha256")
+    @classmethod
+    def _needs_model_uri(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not info.data.get("model_uri"):
+            raise ValueError("only valid with MODEL_URI")
+        return value.lower() if value and info.field_name == "model_sha256" else value
 
 
 def describe_error(error: ValidationError) -> str:

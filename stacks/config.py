@@ -144,6 +144,7 @@ class StackConfig:
     cluster: ClusterSettings | None
     workload: WorkloadSettings
     api_key: Any = None  # pulumi.Output[str] marked secret, or None (no API key: endpoints open)
+    model: ModelSettings | None = None  # None only for callers that build a StackConfig by hand
 
     @property
     def is_azure(self) -> bool:
@@ -218,6 +219,15 @@ class _Reader:
         if maximum is not None and result > maximum:
             raise ConfigError(f"{self.key(name)} must be <= {maximum}, got {result}")
         return result
+
+    def bool(self, name: str) -> bool:
+        """A `boolean` key: YAML true/false (a default) or the text "true"/"false" (a stack value)."""
+        value = self.raw(name)
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "false"):
+            return str(value).lower() == "true"
+        raise ConfigError(f"{self.key(name)} must be true or false, got {value!r}")
 
     def list(self, name: str) -> tuple[str, ...]:
         value = self.raw(name)
@@ -400,6 +410,88 @@ def _kubernetes_version(r: _Reader) -> str | None:
     return version
 
 
+@dataclass(frozen=True)
+class ModelSettings:
+    """Where the model comes from, and the model repository (Blob Storage + workload identity).
+
+    `repository`: declare the storage account, `models` container and identity (target `azure` only; the
+    local target never declares Azure resources). `uri` / `labels_uri` / `sha256`: MODEL_URI,
+    MODEL_LABELS_URI, MODEL_SHA256 of the pod (None: not set). `file` / `labels_file`: names under
+    `service/model-store/` baked into the image (MODEL_FILE / MODEL_LABELS_FILE build arguments).
+    """
+
+    repository: bool
+    storage_sku: str
+    deployer_principal_type: str
+    uri: str | None = None
+    labels_uri: str | None = None
+    sha256: str | None = None
+    file: str | None = None
+    labels_file: str | None = None
+
+
+#: Storage account SKUs offered for the model repository (azure-native storage.SkuName); LRS is the cheapest.
+STORAGE_SKUS = ("Standard_LRS", "Standard_ZRS", "Standard_GRS", "Standard_GZRS")
+#: Principal types of the deployer's data-plane RoleAssignment (azure-native authorization.PrincipalType).
+PRINCIPAL_TYPES = ("User", "ServicePrincipal", "Group")
+#: Folder baked into the image (service/Dockerfile copies it to /opt/model-store/).
+MODEL_STORE = Path(__file__).resolve().parent.parent / "service" / "model-store"
+# Blob URLs the service accepts (service/model_repository.py): an Azure account, or an emulator (path-style:
+# http(s)://host:port/<account>/...); then a container (3-63 lower-case letters, digits, dashes) and a path.
+_BLOB_URL = re.compile(
+    r"^(https://[a-z0-9]{3,24}\.blob\.core\.windows\.net|https?://[A-Za-z0-9.-]+:\d{1,5}/[a-z0-9]{3,24})"
+    r"/[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])/\S+$"
+)
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_STORE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _store_file(r: _Reader, name: str) -> str | None:
+    """A file name under service/model-store/ that exists (the Docker build copies it into the image)."""
+    value = r.str(name)
+    if value is None:
+        return None
+    if not _STORE_FILE.match(value) or not (MODEL_STORE / value).is_file():
+        raise ConfigError(f"{r.key(name)} must name a file in service/model-store/, got {value!r}")
+    return value
+
+
+def _model_settings(r: _Reader, target: str) -> ModelSettings:
+    """`modelRepository`, `modelStorageSku`, `deployerPrincipalType`, `modelUri`, `modelLabelsUri`,
+    `modelSha256`, `modelFile`, `modelLabelsFile`: one model source, each value checked."""
+    uri, labels_uri = r.str("modelUri"), r.str("modelLabelsUri")
+    for key, value in (("modelUri", uri), ("modelLabelsUri", labels_uri)):
+        if value is not None and not _BLOB_URL.match(value):
+            raise ConfigError(
+                f"{r.key(key)} is not a blob URL (https://<account>.blob.core.windows.net/"
+                f"<container>/<path>, or an emulator's http://host:port/<account>/..."
+                f"): {value!r}"
+            )
+    sha256 = r.str("modelSha256")
+    if sha256 is not None and not _SHA256.match(sha256):
+        raise ConfigError(f"{r.key('modelSha256')} must be 64 hexadecimal digits (SHA-256), got {sha256!r}")
+    for key, value in (("modelLabelsUri", labels_uri), ("modelSha256", sha256)):
+        if value is not None and uri is None:
+            raise ConfigError(f"{r.key(key)} needs {r.key('modelUri')}")
+    model_file, labels_file = _store_file(r, "modelFile"), _store_file(r, "modelLabelsFile")
+    if model_file is not None and uri is not None:
+        raise ConfigError(
+            f"{r.key('modelFile')} and {r.key('modelUri')} are both set: choose one model source"
+        )
+    if labels_file is not None and model_file is None:
+        raise ConfigError(f"{r.key('modelLabelsFile')} needs {r.key('modelFile')}")
+    return ModelSettings(
+        repository=r.bool("modelRepository") and target == "azure",
+        storage_sku=r.choice("modelStorageSku", STORAGE_SKUS),
+        deployer_principal_type=r.choice("deployerPrincipalType", PRINCIPAL_TYPES),
+        uri=uri,
+        labels_uri=labels_uri,
+        sha256=sha256.lower() if sha256 else None,
+        file=model_file,
+        labels_file=labels_file,
+    )
+
+
 def load_config(
     get: Getter | None = None,
     stack: str | None = None,
@@ -447,6 +539,7 @@ def load_config(
         cluster=_cluster_settings(r, kubernetes_version) if target == "azure" else None,
         workload=_workload_settings(r),
         api_key=_api_key(r, is_secret),
+        model=_model_settings(r, target),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks.config import PRE_STOP_SLEEP_S, WorkloadSettings
+from stacks.config import PRE_STOP_SLEEP_S, ModelSettings, WorkloadSettings
 
 CONTAINER_PORT = 8080
 RUN_AS_UID = 10001  # the non-root user of service/Dockerfile
@@ -20,6 +20,10 @@ STARTUP_FAILURES = 36  # 36 x 5 s = 180 s for model load + warm-up before livene
 # than 2 s behind leaves the Service's endpoints after 2 x 5 s, which is what relieves it.
 LIVENESS_PERIOD_S, LIVENESS_TIMEOUT_S, LIVENESS_FAILURES = 10, 5, 6
 READINESS_PERIOD_S, READINESS_TIMEOUT_S, READINESS_FAILURES = 5, 2, 2
+MODEL_CACHE_DIR = "/var/cache/models"  # MODEL_CACHE_DIR: an emptyDir, the root file system stays read-only
+MODEL_CACHE_SIZE = "4Gi"  # emptyDir size limit (node ephemeral storage): room for a few GB of model
+WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"  # pods the AKS workload identity webhook mutates
+WORKLOAD_IDENTITY_CLIENT_ID = "azure.workload.identity/client-id"  # service account annotation
 
 
 def service_env(s: WorkloadSettings) -> list[k8s.core.v1.EnvVarArgs]:
@@ -52,8 +56,10 @@ def container(
     image: pulumi.Input[str],
     image_pull_policy: str,
     extra_env: list[k8s.core.v1.EnvVarArgs] | None = None,
+    model_cache: bool = False,
 ) -> k8s.core.v1.ContainerArgs:
-    """The classifier container: port `http` 8080, /healthz + /readyz probes, non-root, read-only root."""
+    """The classifier container: port `http` 8080, /healthz + /readyz probes, non-root, read-only root.
+    `model_cache`: mount the `model-cache` emptyDir at MODEL_CACHE_DIR (a model fetched from MODEL_URI)."""
     return k8s.core.v1.ContainerArgs(
         name=s.app_name,
         image=image,
@@ -82,7 +88,12 @@ def container(
             capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
         ),
-        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")]
+        + (
+            [k8s.core.v1.VolumeMountArgs(name="model-cache", mount_path=MODEL_CACHE_DIR)]
+            if model_cache
+            else []
+        ),
     )
 
 
@@ -104,8 +115,11 @@ def pod_spec(
     container_args: k8s.core.v1.ContainerArgs,
     labels: dict[str, str],
     service_account: str,
+    model_cache: bool = False,
 ) -> k8s.core.v1.PodSpecArgs:
-    """Pod: runs as UID 10001 with seccomp RuntimeDefault, a 512 MiB emptyDir at /tmp, no API token."""
+    """Pod: runs as UID 10001 with seccomp RuntimeDefault, a 512 MiB emptyDir at /tmp, no API token
+    (workload identity's webhook projects its own token volume, see `stacks.workload`); with
+    `model_cache`, a MODEL_CACHE_SIZE emptyDir `model-cache` for the fetched model."""
     return k8s.core.v1.PodSpecArgs(
         containers=[container_args],
         service_account_name=service_account,
@@ -122,6 +136,46 @@ def pod_spec(
             k8s.core.v1.VolumeArgs(
                 name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="512Mi")
             )
-        ],
+        ]
+        + (
+            [
+                k8s.core.v1.VolumeArgs(
+                    name="model-cache",
+                    empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=MODEL_CACHE_SIZE),
+                )
+            ]
+            if model_cache
+            else []
+        ),
         topology_spread_constraints=spread(labels),
     )
+
+
+def model_env(
+    model: ModelSettings | None, connection_secret: str | None = None
+) -> list[k8s.core.v1.EnvVarArgs]:
+    """MODEL_URI, MODEL_LABELS_URI, MODEL_SHA256, MODEL_CACHE_DIR when the model comes from a repository
+    (`service.model_repository`); a changed value changes the pod template, so `pulumi up` rolls the
+    Deployment. `connection_secret`: a Secret whose optional `connection-string` key becomes
+    AZURE_STORAGE_CONNECTION_STRING (an emulator such as Azurite on the local target)."""
+    if model is None or model.uri is None:
+        return []
+    values = {
+        "MODEL_URI": model.uri,
+        "MODEL_LABELS_URI": model.labels_uri,
+        "MODEL_SHA256": model.sha256,
+        "MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+    }
+    env = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in values.items() if v is not None]
+    if connection_secret is not None:
+        env.append(
+            k8s.core.v1.EnvVarArgs(
+                name="AZURE_STORAGE_CONNECTION_STRING",
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                        name=connection_secret, key="connection-string", optional=True
+                    )
+                ),
+            )
+        )
+    return env

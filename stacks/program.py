@@ -14,6 +14,7 @@ from stacks.acr_pull import AcrPull, AcrPullArgs
 from stacks.cluster import Cluster, ClusterArgs
 from stacks.config import PROJECT, StackConfig
 from stacks.image import Image, ImageArgs
+from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
 from stacks.registry import Registry, RegistryArgs, registry_name_prefix
 from stacks.workload import Workload, WorkloadArgs
 
@@ -34,15 +35,37 @@ def build(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) ->
 
 def _service_image(cfg: StackConfig, **target: Any) -> Image:
     """The service image built from `service/`, baking the weights of the architecture the Deployment's
-    MODEL_ARCH names (Dockerfile ARG). `target`: the `ImageArgs` that differ per target (repository,
-    tag, push or load, registry credentials)."""
+    MODEL_ARCH names (Dockerfile ARG), or `modelFile` / `modelLabelsFile` from service/model-store/.
+    `target`: the `ImageArgs` that differ per target (repository, tag, push or load, registry credentials)."""
+    build_args = {"MODEL_ARCH": cfg.workload.model_arch}
+    if cfg.model is not None and cfg.model.file is not None:
+        build_args["MODEL_FILE"] = cfg.model.file
+        if cfg.model.labels_file is not None:
+            build_args["MODEL_LABELS_FILE"] = cfg.model.labels_file
     return Image(
         "image",
-        ImageArgs(
-            context=SERVICE_CONTEXT,
-            dockerfile=SERVICE_DOCKERFILE,
-            build_args={"MODEL_ARCH": cfg.workload.model_arch},
-            **target,
+        ImageArgs(context=SERVICE_CONTEXT, dockerfile=SERVICE_DOCKERFILE, build_args=build_args, **target),
+    )
+
+
+def _model_repository(cfg: StackConfig, group: resources.ResourceGroup, cluster: Cluster, client) -> Any:
+    """The `ModelRepository` (storage, identity federated with the workload's service account), or None
+    when `modelRepository` is false."""
+    if cfg.model is None or not cfg.model.repository:
+        return None
+    return ModelRepository(
+        "models",
+        ModelRepositoryArgs(
+            resource_group_name=group.name,
+            location=group.location,
+            sku=cfg.model.storage_sku,
+            name_prefix=storage_account_prefix("aicm", cfg.stack),
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            namespace=cfg.workload.namespace,
+            service_account=cfg.workload.app_name,
+            subscription_id=client.subscription_id,
+            deployer_object_id=client.object_id,
+            deployer_principal_type=cfg.model.deployer_principal_type,
         ),
     )
 
@@ -88,6 +111,7 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         registry_server=registry.login_server,
         registry_password=password,
     )
+    repository = _model_repository(cfg, group, cluster, client)
     provider = k8s.Provider(
         "aks",
         kubeconfig=cluster.kubeconfig,
@@ -103,12 +127,15 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             service_annotations={
                 "service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": "/readyz"
             },
-            depends_on=[acr_pull.assignment],
+            depends_on=[acr_pull.assignment]
+            + ([repository.reader_assignment, repository.federated_credential] if repository else []),
             api_key=cfg.api_key,
+            model=cfg.model,
+            workload_identity_client_id=repository.identity_client_id if repository else None,
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[acr_pull]),
     )
-    return {
+    outputs = {
         "endpoint": workload.endpoint,
         "image": image.ref,
         "registry": registry.login_server,
@@ -116,6 +143,11 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         "resource_group": group.name,
         "kubeconfig": cluster.kubeconfig,
     }
+    if repository is not None:  # tools.publish_model --stack reads model_repository_url
+        outputs["model_repository_url"] = repository.container_url
+        outputs["model_storage_account_url"] = repository.blob_endpoint
+        outputs["model_identity_client_id"] = repository.identity_client_id
+    return outputs
 
 
 def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:
@@ -134,6 +166,9 @@ def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:
                 "the pod template carries the build digest as an annotation instead",
             },
             api_key=cfg.api_key,
+            model=cfg.model,
+            # An emulator's connection string (Azurite), from a Secret made by hand: docs/model-repository.md
+            model_storage_secret=f"{cfg.workload.app_name}-model-storage",
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
     )

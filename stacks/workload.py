@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from stacks import pod_spec
-from stacks.config import WorkloadSettings
+from stacks.config import ModelSettings, WorkloadSettings
 
 SERVICE_PORT = 80
 API_KEY_FIELD = "api-key"
@@ -25,6 +25,12 @@ class WorkloadArgs:
     can pull) are optional. `checkov_skips` (check id → reason) become `checkov.io/skipN`
     annotations on the Deployment, so each accepted finding is documented where it applies.
     `api_key` (a Pulumi secret) becomes a Kubernetes Secret read by the container as `API_KEY`.
+    `model`: where the model comes from (MODEL_URI env and a cache emptyDir, `pod_spec.model_env`).
+    `workload_identity_client_id`: a managed identity's client id; the service account is annotated with
+    it and the pods labelled `azure.workload.identity/use: "true"`, so the AKS webhook injects
+    AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_FEDERATED_TOKEN_FILE and a projected token volume of its own
+    (it works with `automountServiceAccountToken: false`: that flag only drops the API token volume).
+    `model_storage_secret`: name of an optional Secret holding an emulator's connection string (local).
     """
 
     settings: WorkloadSettings
@@ -35,6 +41,9 @@ class WorkloadArgs:
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     checkov_skips: dict[str, str] = field(default_factory=dict)
     api_key: pulumi.Input[str] | None = None
+    model: ModelSettings | None = None
+    workload_identity_client_id: pulumi.Input[str] | None = None
+    model_storage_secret: str | None = None
 
 
 class Workload(pulumi.ComponentResource):
@@ -64,10 +73,21 @@ class Workload(pulumi.ComponentResource):
         def meta(object_name: str, **extra) -> k8s.meta.v1.ObjectMetaArgs:
             return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=labels, **extra)
 
+        identity = args.workload_identity_client_id
         self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa", metadata=meta(s.app_name), automount_service_account_token=False, opts=child
+            f"{name}-sa",
+            metadata=meta(
+                s.app_name,
+                annotations={pod_spec.WORKLOAD_IDENTITY_CLIENT_ID: identity}
+                if identity is not None
+                else None,
+            ),
+            automount_service_account_token=False,
+            opts=child,
         )
-        extra_env = []
+        pod_labels = {**labels, pod_spec.WORKLOAD_IDENTITY_LABEL: "true"} if identity is not None else labels
+        extra_env = pod_spec.model_env(args.model, args.model_storage_secret)
+        model_cache = bool(extra_env)
         checkov_skips = dict(args.checkov_skips)
         self.api_key_secret = None
         if args.api_key is not None:
@@ -92,7 +112,14 @@ class Workload(pulumi.ComponentResource):
                 "the service reads API_KEY from its environment; the value comes from a Secret in this "
                 "namespace via secretKeyRef, is never in the manifest, and the pod has no API token"
             )
-        container = pod_spec.container(s, args.image, args.image_pull_policy, extra_env)
+        if args.model_storage_secret is not None and model_cache:
+            reason = (
+                "AZURE_STORAGE_CONNECTION_STRING (an emulator's, local target only) comes from an optional "
+                "Secret via secretKeyRef and is never in the manifest"
+            )
+            previous = checkov_skips.get("CKV_K8S_35")
+            checkov_skips["CKV_K8S_35"] = f"{previous}; {reason}" if previous else reason
+        container = pod_spec.container(s, args.image, args.image_pull_policy, extra_env, model_cache)
         skips = {
             f"checkov.io/skip{i}": f"{check}={reason}"
             for i, (check, reason) in enumerate(sorted(checkov_skips.items()), start=1)
@@ -110,7 +137,7 @@ class Workload(pulumi.ComponentResource):
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=labels,
+                        labels=pod_labels,
                         annotations={
                             "prometheus.io/scrape": "true",
                             "prometheus.io/port": str(pod_spec.CONTAINER_PORT),
@@ -118,7 +145,7 @@ class Workload(pulumi.ComponentResource):
                             **args.pod_annotations,
                         },
                     ),
-                    spec=pod_spec.pod_spec(s, container, labels, s.app_name),
+                    spec=pod_spec.pod_spec(s, container, labels, s.app_name, model_cache),
                 ),
             ),
             # The HPA owns the replica count after creation; don't fight it on every `pulumi up`.

@@ -40,6 +40,9 @@ ACR_REFRESH_TOKEN = "fake-acr-refresh-token"
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
 REDACTED = "<secret>"
 LOAD_BALANCER_IP = "20.50.100.7"
+OIDC_ISSUER_URL = "https://oidc.example/issuer/"
+MODEL_IDENTITY_CLIENT_ID = "mmmmmmmm-0000-0000-0000-000000000004".replace("m", "a")
+MODEL_IDENTITY_PRINCIPAL_ID = "pppppppp-0000-0000-0000-000000000005".replace("p", "e")
 
 
 def fake_digest(text: str) -> str:
@@ -114,11 +117,37 @@ class FakeCloud(pulumi.runtime.Mocks):
                 identityProfile={
                     "kubeletidentity": {"objectId": KUBELET_OBJECT_ID, "clientId": "kubelet-client"}
                 },
-                oidcIssuerProfile={"enabled": True, "issuerUrl": "https://oidc.example/issuer/"},
+                # ARM's property is `issuerURL` (azure-native ManagedClusterOIDCIssuerProfileResponse).
+                oidcIssuerProfile={"enabled": True, "issuerURL": OIDC_ISSUER_URL},
             )
             rid = f"{rg}/providers/Microsoft.ContainerService/managedClusters/{state['name']}"
         elif args.typ == "azure-native:operationalinsights:Workspace":
             rid = f"{rg}/providers/Microsoft.OperationalInsights/workspaces/{args.name}"
+        elif args.typ == "azure-native:storage:StorageAccount":
+            name = args.inputs.get("accountName", args.name)
+            state.update(
+                name=name,
+                primaryEndpoints={
+                    "blob": f"https://{name}.blob.core.windows.net/",
+                    "dfs": f"https://{name}.dfs.core.windows.net/",
+                },
+            )
+            rid = f"{rg}/providers/Microsoft.Storage/storageAccounts/{name}"
+        elif args.typ == "azure-native:storage:BlobContainer":
+            name = args.inputs.get("containerName", args.name)
+            account = args.inputs["accountName"]
+            state["name"] = name
+            account_id = f"{rg}/providers/Microsoft.Storage/storageAccounts/{account}"
+            rid = f"{account_id}/blobServices/default/containers/{name}"
+        elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
+            name = args.inputs.get("resourceName", args.name)
+            state.update(
+                name=name,
+                clientId=MODEL_IDENTITY_CLIENT_ID,
+                principalId=MODEL_IDENTITY_PRINCIPAL_ID,
+                tenantId=TENANT_ID,
+            )
+            rid = f"{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
         elif args.typ == "docker-build:index:Image":
             tag = args.inputs["tags"][0]
             state["digest"] = fake_digest(tag)

@@ -30,7 +30,8 @@ def test_deployment_resources_env_and_rollout(dev):
     } <= set(env)
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert deployment.ignore_changes == ["spec.replicas"], "the HPA owns the replica count"
-    assert spec["selector"]["matchLabels"] == spec["template"]["metadata"]["labels"]
+    # The pod template may carry more labels (azure.workload.identity/use) than the selector matches.
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
 
 
 def test_probes_drain_and_grace(dev):
@@ -75,7 +76,8 @@ def test_service_is_a_load_balancer_from_80_to_the_container_port(dev):
 
 
 def pod_labels(run):
-    return run.one(DEPLOYMENT).inputs["spec"]["template"]["metadata"]["labels"]
+    """The labels every pod is selected by (the Deployment's selector, a subset of the pod labels)."""
+    return run.one(DEPLOYMENT).inputs["spec"]["selector"]["matchLabels"]
 
 
 def test_hpa_targets_the_deployment_with_configured_bounds(dev, prod):

@@ -1,0 +1,168 @@
+"""Model repository: a private Blob container of model versions, read by the pods with workload identity."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+from pulumi_azure_native import authorization, managedidentity, storage
+
+from stacks.acr_pull import role_definition_id
+
+CONTAINER = "models"
+# Built-in roles (the same GUIDs in every tenant), Azure built-in roles page, "Storage" section:
+#: Storage Blob Data Reader: read and list blobs (the workload).
+BLOB_DATA_READER_ROLE_ID = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+#: Storage Blob Data Contributor: read, write and delete blobs (the deployer publishes models).
+BLOB_DATA_CONTRIBUTOR_ROLE_ID = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+#: Audience of the Kubernetes service account token Entra ID accepts for a federated credential
+#: (AKS workload identity docs; azure-workload-identity webhook's default audience).
+TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+SOFT_DELETE_DAYS = 7  # blobs and containers deleted by mistake can be restored for a week
+
+
+def storage_account_prefix(project: str, stack: str) -> str:
+    """Letters and digits of `<project><stack>`, cut to 18 so a 6-character suffix fits 24: storage account
+    names are 3-24 lower-case letters and digits, globally unique (`<name>.blob.core.windows.net`)."""
+    return re.sub(r"[^a-z0-9]", "", f"{project}{stack}".lower())[:18]
+
+
+def federation_subject(namespace: str, service_account: str) -> str:
+    """`system:serviceaccount:<namespace>:<name>`: the `sub` claim of the pod's service account token."""
+    return f"system:serviceaccount:{namespace}:{service_account}"
+
+
+@dataclass
+class ModelRepositoryArgs:
+    """Inputs for `ModelRepository`.
+
+    `oidc_issuer_url`: the cluster's OIDC issuer (`Cluster.oidc_issuer_url`); `namespace` and
+    `service_account`: the workload's (the federation subject); `deployer_object_id` and
+    `deployer_principal_type` (`User`, `ServicePrincipal` for CI, `Group`): who publishes models.
+    `sku`: storage account SKU name, e.g. `Standard_LRS`.
+    """
+
+    resource_group_name: pulumi.Input[str]
+    location: pulumi.Input[str]
+    sku: str
+    name_prefix: str
+    oidc_issuer_url: pulumi.Input[str]
+    namespace: str
+    service_account: str
+    subscription_id: pulumi.Input[str]
+    deployer_object_id: pulumi.Input[str]
+    deployer_principal_type: str = "User"
+
+
+class ModelRepository(pulumi.ComponentResource):
+    """A storage account that only Entra identities can use (shared keys off, no public blobs, HTTPS and TLS
+    1.2), blob versioning and soft delete on, a private `models` container; a user-assigned identity federated
+    with the workload's Kubernetes service account, with Storage Blob Data Reader on the container; the
+    deployer gets Storage Blob Data Contributor on the container to publish models.
+
+    Outputs: `account_name`, `blob_endpoint` (`https://<account>.blob.core.windows.net/`),
+    `container_url` (`<blob_endpoint>models`), `container_id` (ARM id, the role scope),
+    `identity_client_id` (the service account annotation), `identity_principal_id`,
+    `reader_assignment` and `federated_credential` (for `depends_on`: no pod before it can read).
+    """
+
+    def __init__(self, name: str, args: ModelRepositoryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aks-image-classifier:model_repository:ModelRepository", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        suffix = random.RandomString(
+            f"{name}-suffix", length=6, special=False, upper=False, numeric=True, opts=child
+        )
+        self.account = storage.StorageAccount(
+            f"{name}-account",
+            account_name=suffix.result.apply(lambda s: f"{args.name_prefix}{s}"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind=storage.Kind.STORAGE_V2,
+            sku=storage.SkuArgs(name=args.sku),
+            access_tier=storage.AccessTier.HOT,
+            allow_shared_key_access=False,  # Entra ID only: no account keys, no SAS signed with them
+            allow_blob_public_access=False,
+            enable_https_traffic_only=True,
+            minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
+            default_to_o_auth_authentication=True,
+            allow_cross_tenant_replication=False,
+            opts=child,
+        )
+        retention = storage.DeleteRetentionPolicyArgs(enabled=True, days=SOFT_DELETE_DAYS)
+        self.blob_service = storage.BlobServiceProperties(
+            f"{name}-blob-service",
+            account_name=self.account.name,
+            resource_group_name=args.resource_group_name,
+            blob_services_name="default",
+            is_versioning_enabled=True,
+            delete_retention_policy=retention,
+            container_delete_retention_policy=retention,
+            opts=child,
+        )
+        self.container = storage.BlobContainer(
+            f"{name}-container",
+            account_name=self.account.name,
+            resource_group_name=args.resource_group_name,
+            container_name=CONTAINER,
+            public_access=storage.PublicAccess.NONE,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.blob_service]),
+        )
+        self.identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            opts=child,
+        )
+        self.federated_credential = managedidentity.FederatedIdentityCredential(
+            f"{name}-federation",
+            resource_group_name=args.resource_group_name,
+            resource_name_=self.identity.name,
+            issuer=args.oidc_issuer_url,
+            subject=federation_subject(args.namespace, args.service_account),
+            audiences=[TOKEN_EXCHANGE_AUDIENCE],
+            opts=child,
+        )
+        self.reader_assignment = authorization.RoleAssignment(
+            f"{name}-reader",
+            principal_id=self.identity.principal_id,
+            # A managed identity: azure-native v3 defaults to User, which Azure rejects with
+            # UnmatchedPrincipalType (Azure/azure-rest-api-specs#21664).
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
+                lambda sub: role_definition_id(sub, BLOB_DATA_READER_ROLE_ID)
+            ),
+            scope=self.container.id,
+            description="classifier pods read model versions (workload identity)",
+            opts=child,
+        )
+        self.publisher_assignment = authorization.RoleAssignment(
+            f"{name}-publisher",
+            principal_id=args.deployer_object_id,
+            principal_type=args.deployer_principal_type,
+            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
+                lambda sub: role_definition_id(sub, BLOB_DATA_CONTRIBUTOR_ROLE_ID)
+            ),
+            scope=self.container.id,
+            description="the deployer publishes model versions (python -m tools.publish_model)",
+            opts=child,
+        )
+        self.account_name: pulumi.Output[str] = self.account.name
+        self.blob_endpoint: pulumi.Output[str] = self.account.primary_endpoints.apply(lambda e: e.blob)
+        self.container_url: pulumi.Output[str] = self.blob_endpoint.apply(
+            lambda endpoint: f"{endpoint.rstrip('/')}/{CONTAINER}"
+        )
+        self.container_id: pulumi.Output[str] = self.container.id
+        self.identity_client_id: pulumi.Output[str] = self.identity.client_id
+        self.identity_principal_id: pulumi.Output[str] = self.identity.principal_id
+        self.register_outputs(
+            {
+                "account_name": self.account_name,
+                "blob_endpoint": self.blob_endpoint,
+                "container_url": self.container_url,
+                "container_id": self.container_id,
+                "identity_client_id": self.identity_client_id,
+                "identity_principal_id": self.identity_principal_id,
+            }
+        )
