@@ -95,10 +95,13 @@ def pod_spec(
     container_args: k8s.core.v1.ContainerArgs,
     labels: dict[str, str],
     service_account: str,
+    node_selector: dict[str, str] | None = None,
 ) -> k8s.core.v1.PodSpecArgs:
-    """Pod: runs as UID 10001 with seccomp RuntimeDefault, a 512 MiB emptyDir at /tmp, no API token."""
+    """Pod: runs as UID 10001 with seccomp RuntimeDefault, a 512 MiB emptyDir at /tmp, no API token;
+    `node_selector` (node labels) pins it to a node pool."""
     return k8s.core.v1.PodSpecArgs(
         containers=[container_args],
+        node_selector=node_selector or None,
         service_account_name=service_account,
         automount_service_account_token=False,
         termination_grace_period_seconds=s.termination_grace_s,

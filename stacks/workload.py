@@ -25,6 +25,8 @@ class WorkloadArgs:
     can pull) are optional. `checkov_skips` (check id → reason) become `checkov.io/skipN`
     annotations on the Deployment, so each accepted finding is documented where it applies.
     `api_key` (a Pulumi secret) becomes a Kubernetes Secret read by the container as `API_KEY`.
+    `node_selector`: node labels the pods require (on AKS the workload pool's
+    `kubernetes.azure.com/agentpool` label); empty for any node.
     """
 
     settings: WorkloadSettings
@@ -35,6 +37,14 @@ class WorkloadArgs:
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     checkov_skips: dict[str, str] = field(default_factory=dict)
     api_key: pulumi.Input[str] | None = None
+    node_selector: dict[str, str] = field(default_factory=dict)
+
+
+#: Deployment create/update await (pulumi-kubernetes waits for the rollout, 10 min by default). A first
+#: rollout on AKS also waits for the AcrPull assignment to reach the kubelet identity's token (Azure RBAC:
+#: "changes can take up to 10 minutes", often less) while pods sit in ImagePullBackOff with growing back-off,
+#: plus the node pool scaling out and the model load (startup probe up to 180 s).
+ROLLOUT_TIMEOUT = "20m"
 
 
 class Workload(pulumi.ComponentResource):
@@ -118,7 +128,7 @@ class Workload(pulumi.ComponentResource):
                             **args.pod_annotations,
                         },
                     ),
-                    spec=pod_spec.pod_spec(s, container, labels, s.app_name),
+                    spec=pod_spec.pod_spec(s, container, labels, s.app_name, args.node_selector),
                 ),
             ),
             # The HPA owns the replica count after creation; don't fight it on every `pulumi up`.
@@ -126,6 +136,7 @@ class Workload(pulumi.ComponentResource):
                 parent=self,
                 depends_on=[self.service_account, *args.depends_on],
                 ignore_changes=["spec.replicas"],
+                custom_timeouts=pulumi.CustomTimeouts(create=ROLLOUT_TIMEOUT, update=ROLLOUT_TIMEOUT),
             ),
         )
         self.service = k8s.core.v1.Service(
