@@ -172,8 +172,8 @@ class StackConfig:
     kube_context: str | None
     cluster: ClusterSettings | None
     workload: WorkloadSettings
+    deploy: DeploySettings  # image delivery: buildOnPreview, localCluster
     api_key: Any = None  # pulumi.Output[str] marked secret, or None (no API key: endpoints open)
-    deploy: DeploySettings = None  # type: ignore[assignment]  # always set by load_config
 
     @property
     def is_azure(self) -> bool:
@@ -512,6 +512,7 @@ def load_config(
     repository = r.str("imageRepository") or ""
     if not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*$", repository):
         raise ConfigError(f"{r.key('imageRepository')} is not a valid repository path: {repository!r}")
+    kube_context = r.str("kubeContext")
     return StackConfig(
         stack=stack,
         target=target,
@@ -520,11 +521,11 @@ def load_config(
         registry_sku=REGISTRY_SKUS[r.choice("registrySku", REGISTRY_SKUS)],
         registry_name=registry_name,
         image_repository=repository,
-        kube_context=r.str("kubeContext"),
+        kube_context=kube_context,
         cluster=_cluster_settings(r, kubernetes_version) if target == "azure" else None,
         workload=_workload_settings(r),
         api_key=_api_key(r, is_secret),
-        deploy=_deploy_settings(r, kube_context=r.str("kubeContext")),
+        deploy=_deploy_settings(r, kube_context),
     )
 
 
