@@ -12,6 +12,9 @@ from stacks.config import ClusterSettings
 
 SYSTEM_POOL = "system"
 WORKLOAD_POOL = "workload"
+#: Label AKS puts on every node with its pool's name (AKS "Use labels": reserved system labels); the workload
+#: pods select the workload pool with it.
+AGENT_POOL_LABEL = "kubernetes.azure.com/agentpool"
 
 
 @dataclass
@@ -50,7 +53,9 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-logs",
             resource_group_name=args.resource_group_name,
             location=args.location,
-            sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
+            sku=operationalinsights.WorkspaceSkuArgs(
+                name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
+            ),
             retention_in_days=s.log_retention_days,
             opts=child,
         )
@@ -60,7 +65,9 @@ class Cluster(pulumi.ComponentResource):
             location=args.location,
             dns_prefix=name,
             kubernetes_version=s.kubernetes_version,
-            sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=s.tier),
+            sku=containerservice.ManagedClusterSKUArgs(
+                name=containerservice.ManagedClusterSKUName.BASE, tier=s.tier
+            ),
             identity=containerservice.ManagedClusterIdentityArgs(
                 type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
             ),
@@ -68,21 +75,21 @@ class Cluster(pulumi.ComponentResource):
             agent_pool_profiles=[
                 containerservice.ManagedClusterAgentPoolProfileArgs(
                     name=SYSTEM_POOL,
-                    mode="System",
+                    mode=containerservice.AgentPoolMode.SYSTEM,
                     vm_size=s.system_vm_size,
                     count=s.system_node_count,
-                    os_type="Linux",
-                    os_sku="AzureLinux",
-                    type="VirtualMachineScaleSets",
+                    os_type=containerservice.OSType.LINUX,
+                    os_sku=containerservice.OSSKU.AZURE_LINUX,
+                    type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
                     availability_zones=zones,
                     node_taints=["CriticalAddonsOnly=true:NoSchedule"],
                 )
             ],
             network_profile=containerservice.ContainerServiceNetworkProfileArgs(
-                network_plugin="azure",
-                network_plugin_mode="overlay",
-                network_policy="azure",
-                load_balancer_sku="standard",
+                network_plugin=containerservice.NetworkPlugin.AZURE,
+                network_plugin_mode=containerservice.NetworkPluginMode.OVERLAY,
+                network_policy=containerservice.NetworkPolicy.AZURE,
+                load_balancer_sku=containerservice.LoadBalancerSku.STANDARD,
                 pod_cidr="10.244.0.0/16",
             ),
             oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
@@ -99,28 +106,27 @@ class Cluster(pulumi.ComponentResource):
             },
             auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=s.upgrade_channel,
-                node_os_upgrade_channel="NodeImage",
+                node_os_upgrade_channel=containerservice.NodeOSUpgradeChannel.NODE_IMAGE,
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=cluster_ignore_changes(s)),
         )
         self.workload_pool = containerservice.AgentPool(
             f"{name}-{WORKLOAD_POOL}",
             agent_pool_name=WORKLOAD_POOL,
             resource_group_name=args.resource_group_name,
             resource_name_=self.cluster.name,
-            mode="User",
+            mode=containerservice.AgentPoolMode.USER,
             vm_size=s.node_vm_size,
-            os_type="Linux",
-            os_sku="AzureLinux",
-            type="VirtualMachineScaleSets",
+            os_type=containerservice.OSType.LINUX,
+            os_sku=containerservice.OSSKU.AZURE_LINUX,
+            type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
             enable_auto_scaling=True,
             count=s.node_min_count or 1,
             min_count=s.node_min_count,
             max_count=s.node_max_count,
             availability_zones=zones,
             orchestrator_version=s.kubernetes_version,
-            node_labels={"workload": "classifier"},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=pool_ignore_changes(s)),
         )
         self.cluster_name: pulumi.Output[str] = self.cluster.name
         self.kubelet_object_id: pulumi.Output[str] = self.cluster.identity_profile.apply(_kubelet_object_id)
@@ -138,6 +144,37 @@ class Cluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
             }
         )
+
+
+def cluster_ignore_changes(s: ClusterSettings) -> list[str]:
+    """ManagedCluster properties Azure moves after creation, which `pulumi up` must not send back.
+
+    - `agentPoolProfiles`, the whole list: after a `refresh` the separately declared workload AgentPool
+      appears in it (pulumi-azure-native#2719, #4264), so the program's one-entry list would diff on
+      every `up`, and a cluster PUT puts every pool, the workload pool included, into `Scaling` (#4264).
+      A narrower path cannot work: Pulumi's ignoreChanges `Reset` never adds or removes array elements,
+      so `agentPoolProfiles[1]` or `agentPoolProfiles[*].count` is a path error once the lists differ in
+      length (pulumi/pulumi `sdk/go/common/resource/property_path.go`). The system pool is immutable in
+      place anyway (VM size, OS SKU, zones need a new pool); its count is set at creation (`az aks
+      nodepool scale` afterwards). The ignored list also hides the system pool's auto-upgraded
+      `orchestratorVersion`.
+    - `kubernetesVersion` when an upgrade channel moves it (patch, stable, rapid): a pinned version would
+      later be a downgrade request, which AKS rejects.
+    """
+    ignored = ["agentPoolProfiles"]
+    if s.upgrades_versions:
+        ignored.append("kubernetesVersion")
+    return ignored
+
+
+def pool_ignore_changes(s: ClusterSettings) -> list[str]:
+    """The workload AgentPool's properties owned by Azure after creation: `count` (the cluster autoscaler
+    moves it between minCount and maxCount; `up` would reset it to the minimum) and, with a version-moving
+    upgrade channel, `orchestratorVersion` (AKS upgrades the pool with the control plane)."""
+    ignored = ["count"]
+    if s.upgrades_versions:
+        ignored.append("orchestratorVersion")
+    return ignored
 
 
 def _kubelet_object_id(profile) -> str:

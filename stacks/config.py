@@ -19,13 +19,34 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pulumi_azure_native import containerregistry, containerservice
 
 PROJECT = "aks-image-classifier"
 TARGETS = ("azure", "local")
-REGISTRY_SKUS = ("Basic", "Standard", "Premium")
-CLUSTER_TIERS = ("Free", "Standard", "Premium")
-# Values of ManagedClusterAutoUpgradeProfile.upgradeChannel (azure-native containerservice.UpgradeChannel).
-UPGRADE_CHANNELS = ("none", "patch", "stable", "rapid", "node-image")
+# Config strings map to the SDK's enum types here, in one place (a typo is a ConfigError naming the key,
+# a wrong enum member an import error, never an Azure 400). Classic is a retired ACR SKU: not offered.
+REGISTRY_SKUS = {
+    sku.value: sku
+    for sku in (
+        containerregistry.SkuName.BASIC,
+        containerregistry.SkuName.STANDARD,
+        containerregistry.SkuName.PREMIUM,
+    )
+}
+CLUSTER_TIERS = {tier.value: tier for tier in containerservice.ManagedClusterSKUTier}
+# ManagedClusterAutoUpgradeProfile.upgradeChannel values (containerservice.UpgradeChannel).
+UPGRADE_CHANNELS = {channel.value: channel for channel in containerservice.UpgradeChannel}
+#: Channels that move the cluster's Kubernetes version (AKS "Automatically upgrade an AKS cluster":
+#: `node-image` only renews node images, `none` nothing): a pinned version must be ignored after creation.
+VERSION_UPGRADE_CHANNELS = frozenset(
+    {
+        containerservice.UpgradeChannel.PATCH,
+        containerservice.UpgradeChannel.STABLE,
+        containerservice.UpgradeChannel.RAPID,
+    }
+)
+#: `localCluster` (target local): how the built image reaches the cluster's nodes.
+LOCAL_CLUSTERS = ("kind", "minikube", "docker-desktop")
 
 #: Oldest minor accepted. AKS creates clusters only on minors in standard support (about 12 months each;
 #: upstream end of life 1.33 2026-06-28, 1.34 2026-10-27, per kubernetes.io/releases), and the program needs
@@ -59,7 +80,9 @@ _MEMORY_FACTOR = {
 #: Seconds the pod's preStop hook sleeps so endpoints and the Azure load balancer stop routing to it
 #: before SIGTERM (Kubernetes "Pod termination" docs: endpoint removal races the signal).
 PRE_STOP_SLEEP_S = 5
-#: Seconds the service needs after its last request drains (uvicorn shutdown, interpreter exit).
+#: Seconds the service needs after its last request drains (uvicorn shutdown, interpreter exit). The service
+#: has its own copy (service/server.py `DRAIN_MARGIN_S`, its uvicorn graceful-shutdown margin);
+#: tests/stacks/test_deploy_path.py keeps the two equal.
 DRAIN_MARGIN_S = 5
 
 
@@ -87,8 +110,8 @@ class ClusterSettings:
     """AKS settings (target `azure` only). VM sizes are Azure SKU names, counts are nodes."""
 
     kubernetes_version: str | None  # None: AKS's default for new clusters
-    tier: str
-    upgrade_channel: str
+    tier: containerservice.ManagedClusterSKUTier
+    upgrade_channel: containerservice.UpgradeChannel
     system_vm_size: str
     system_node_count: int
     node_vm_size: str
@@ -96,6 +119,12 @@ class ClusterSettings:
     node_max_count: int
     zones: tuple[str, ...]
     log_retention_days: int
+
+    @property
+    def upgrades_versions(self) -> bool:
+        """True when the upgrade channel moves the Kubernetes version (patch, stable, rapid): the cluster's
+        `kubernetesVersion` and the pool's `orchestratorVersion` then belong to AKS after creation."""
+        return self.upgrade_channel in VERSION_UPGRADE_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -107,7 +136,7 @@ class WorkloadSettings:
     replicas: int
     min_replicas: int
     max_replicas: int
-    target_cpu_utilization: int  # percent of the CPU request
+    target_cpu_utilization: int  # percent of the CPU request, which equals the limit (what the pod can use)
     scale_down_stabilization_s: int
     cpu_request: str
     cpu_limit: str
@@ -137,12 +166,13 @@ class StackConfig:
     target: str
     location: str | None
     kubernetes_version: str | None  # None: AKS's default (azure); the manifests target MIN_K8S_MINOR
-    registry_sku: str
+    registry_sku: containerregistry.SkuName
     registry_name: str | None
     image_repository: str
     kube_context: str | None
     cluster: ClusterSettings | None
     workload: WorkloadSettings
+    deploy: DeploySettings  # image delivery: buildOnPreview, localCluster
     api_key: Any = None  # pulumi.Output[str] marked secret, or None (no API key: endpoints open)
     model: ModelSettings | None = None  # None only for callers that build a StackConfig by hand
 
@@ -242,7 +272,7 @@ class _Reader:
             raise ConfigError(f"{self.key(name)} must be a list of strings, got {value!r}")
         return tuple(str(v) for v in value)
 
-    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+    def choice(self, name: str, choices: tuple[str, ...] | dict[str, Any]) -> str:
         value = self.str(name)
         if value not in choices:
             raise ConfigError(f"{self.key(name)} must be one of {', '.join(choices)}; got {value!r}")
@@ -268,8 +298,8 @@ def _cluster_settings(r: _Reader, kubernetes_version: str | None) -> ClusterSett
             raise ConfigError(f"{r.key('availabilityZones')} entries must be 1, 2 or 3; got {zone!r}")
     return ClusterSettings(
         kubernetes_version=kubernetes_version,
-        tier=r.choice("clusterTier", CLUSTER_TIERS),
-        upgrade_channel=r.choice("upgradeChannel", UPGRADE_CHANNELS),
+        tier=CLUSTER_TIERS[r.choice("clusterTier", CLUSTER_TIERS)],
+        upgrade_channel=UPGRADE_CHANNELS[r.choice("upgradeChannel", UPGRADE_CHANNELS)],
         system_vm_size=r.match("systemNodeVmSize", _VM_SIZE, "Azure VM size"),
         system_node_count=r.int("systemNodeCount", minimum=1, maximum=100),
         node_vm_size=r.match("nodeVmSize", _VM_SIZE, "Azure VM size"),
@@ -300,9 +330,20 @@ def _request_and_limit(
 
 
 def _resources(r: _Reader) -> tuple[str, str, str, str]:
+    """CPU and memory request/limit. The CPU limit must equal the request: the HPA's utilisation is a
+    percentage of the request (Kubernetes "Horizontal Pod Autoscaling": resource metrics), so with a 1-CPU
+    request and a 2-CPU limit a 70 % target scales out at 0.7 CPU, a third of what one pod can use. With
+    request = limit the target is a share of the pod's real capacity, and the CFS quota the service sizes its
+    threads from is the same number."""
     cpu = _request_and_limit(
         r, "cpu", _CPU, "CPU quantity (e.g. 500m, 1, 1.5)", cpu_millicores, " (the HPA scales on it)"
     )
+    if cpu_millicores(cpu[1]) != cpu_millicores(cpu[0]):
+        raise ConfigError(
+            f"{r.key('cpuLimit')} ({cpu[1]}) must equal {r.key('cpuRequest')} ({cpu[0]}): the HPA's "
+            f"{r.key('targetCpuUtilization')} is a percentage of the request, so a higher limit makes it "
+            "scale out before a pod is busy"
+        )
     memory = _request_and_limit(r, "memory", _MEMORY, "memory quantity (e.g. 512Mi, 2Gi)", memory_bytes)
     return (*cpu, *memory)
 
@@ -492,6 +533,43 @@ def _model_settings(r: _Reader, target: str) -> ModelSettings:
     )
 
 
+@dataclass(frozen=True)
+class DeploySettings:
+    """How `pulumi preview` / `pulumi up` deliver the image (issue 10).
+
+    `build_on_preview`: docker-build's `buildOnPreview` (a preview builds the image, never pushes it; false
+    for a CI preview without Docker). `local_cluster` (target local): kind | minikube | docker-desktop, how
+    the built image reaches the cluster. `local_cluster_name`: the kind cluster name or minikube profile the
+    image is loaded into, from `kubeContext` (`kind-<name>` → `<name>`, a minikube context is the profile
+    name), else the tools' defaults `kind` / `minikube`.
+    """
+
+    build_on_preview: bool
+    local_cluster: str
+    local_cluster_name: str
+
+
+def _deploy_settings(r: _Reader, kube_context: str | None) -> DeploySettings:
+    raw = r.raw("buildOnPreview")
+    if isinstance(raw, bool):
+        build_on_preview = raw
+    elif str(raw).lower() in ("true", "false"):
+        build_on_preview = str(raw).lower() == "true"
+    else:
+        raise ConfigError(f"{r.key('buildOnPreview')} must be true or false, got {raw!r}")
+    local_cluster = r.choice("localCluster", LOCAL_CLUSTERS)
+    if local_cluster == "kind":
+        name = kube_context.removeprefix("kind-") if kube_context else "kind"
+    elif local_cluster == "minikube":
+        name = kube_context or "minikube"
+    else:
+        name = kube_context or "docker-desktop"
+    return DeploySettings(
+        build_on_preview=build_on_preview, local_cluster=local_cluster, local_cluster_name=name
+
+    )
+
+
 def load_config(
     get: Getter | None = None,
     stack: str | None = None,
@@ -527,19 +605,21 @@ def load_config(
     repository = r.str("imageRepository") or ""
     if not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*$", repository):
         raise ConfigError(f"{r.key('imageRepository')} is not a valid repository path: {repository!r}")
+    kube_context = r.str("kubeContext")
     return StackConfig(
         stack=stack,
         target=target,
         location=location if target == "azure" else None,
         kubernetes_version=kubernetes_version,
-        registry_sku=r.choice("registrySku", REGISTRY_SKUS),
+        registry_sku=REGISTRY_SKUS[r.choice("registrySku", REGISTRY_SKUS)],
         registry_name=registry_name,
         image_repository=repository,
-        kube_context=r.str("kubeContext"),
+        kube_context=kube_context,
         cluster=_cluster_settings(r, kubernetes_version) if target == "azure" else None,
         workload=_workload_settings(r),
         api_key=_api_key(r, is_secret),
         model=_model_settings(r, target),
+        deploy=_deploy_settings(r, kube_context),
     )
 
 

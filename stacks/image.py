@@ -9,19 +9,23 @@ import pulumi_docker_build as docker_build
 
 from stacks.acr_auth import ACR_TOKEN_USERNAME
 
-PLATFORM = docker_build.Platform.LINUX_AMD64
+#: AKS nodes are linux/amd64; Apple Silicon would build arm64 otherwise (pulumi-docker#847).
+AZURE_PLATFORMS = (docker_build.Platform.LINUX_AMD64,)
 
 
 @dataclass
 class ImageArgs:
-    """Build inputs.
+    """Build inputs; every one is the same in `pulumi preview` and `pulumi up`.
 
     `context`/`dockerfile`: paths relative to the project root. `repository`: full image name
     without tag (`myacr.azurecr.io/aks-image-classifier/classifier`, or a bare local name).
-    `push`: push to `registry_server` (False in previews). `load`: load the image into the local
-    Docker engine instead (the local target). `registry_password`: ACR refresh token used
-    with the fixed ACR token user name; ignored unless pushing. `build_args`: Dockerfile `ARG`s, e.g.
-    `{"MODEL_ARCH": "resnet50"}` so the weights baked into the image are those the Deployment asks for.
+    `push`: push to `registry_server` on `up` (docker-build never exports during a preview, provider
+    `image.go` Create: a preview build only fills the cache). `load`: load the image into the local
+    Docker engine instead (the local target). `registry_password`: ACR refresh token used with the fixed ACR
+    token user name (may be unknown during a preview: the provider's Diff ignores registry passwords, so
+    it never shows as a change). `platforms`: None builds for the host's platform. `build_on_preview`:
+    docker-build's `buildOnPreview`. `build_args`: Dockerfile `ARG`s, e.g. `{"MODEL_ARCH": "resnet50"}` so
+    the weights baked into the image are those the Deployment asks for.
     """
 
     context: str
@@ -33,10 +37,12 @@ class ImageArgs:
     registry_server: pulumi.Input[str] | None = None
     registry_password: pulumi.Input[str] | None = None
     build_args: dict[str, str] | None = None
+    platforms: tuple[docker_build.Platform, ...] | None = None
+    build_on_preview: bool = True
 
 
 class Image(pulumi.ComponentResource):
-    """Builds the image for linux/amd64 (AKS nodes; Apple Silicon would build arm64 otherwise).
+    """Builds the service image (for `platforms`, or the host's platform).
 
     Outputs: `ref` (pushed: `<repo>:<tag>@sha256:<digest>`, what the Deployment runs, so any rebuild
     rolls out; local: the tag), `digest` (`sha256:...`).
@@ -58,8 +64,9 @@ class Image(pulumi.ComponentResource):
             f"{name}-build",
             context=docker_build.BuildContextArgs(location=args.context),
             dockerfile=docker_build.DockerfileArgs(location=args.dockerfile),
-            platforms=[PLATFORM],
+            platforms=list(args.platforms) if args.platforms else None,
             build_args=args.build_args,
+            build_on_preview=args.build_on_preview,
             tags=[tag],
             push=args.push,
             load=args.load,

@@ -116,12 +116,15 @@ def pod_spec(
     labels: dict[str, str],
     service_account: str,
     model_cache: bool = False,
+    node_selector: dict[str, str] | None = None,
 ) -> k8s.core.v1.PodSpecArgs:
     """Pod: runs as UID 10001 with seccomp RuntimeDefault, a 512 MiB emptyDir at /tmp, no API token
     (workload identity's webhook projects its own token volume, see `stacks.workload`); with
-    `model_cache`, a MODEL_CACHE_SIZE emptyDir `model-cache` for the fetched model."""
+    `model_cache`, a MODEL_CACHE_SIZE emptyDir `model-cache` for the fetched model; `node_selector`
+    (node labels) pins it to a node pool."""
     return k8s.core.v1.PodSpecArgs(
         containers=[container_args],
+        node_selector=node_selector or None,
         service_account_name=service_account,
         automount_service_account_token=False,
         termination_grace_period_seconds=s.termination_grace_s,

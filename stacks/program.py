@@ -11,15 +11,19 @@ from pulumi_azure_native import authorization, resources
 
 from stacks.acr_auth import exchange_refresh_token
 from stacks.acr_pull import AcrPull, AcrPullArgs
-from stacks.cluster import Cluster, ClusterArgs
+from stacks.cluster import AGENT_POOL_LABEL, WORKLOAD_POOL, Cluster, ClusterArgs
 from stacks.config import PROJECT, StackConfig
 from stacks.image import Image, ImageArgs
 from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
+from stacks.image import AZURE_PLATFORMS, Image, ImageArgs
+from stacks.local_image import LocalImage, LocalImageArgs
+from stacks.monitoring import ContainerInsights, ContainerInsightsArgs
 from stacks.registry import Registry, RegistryArgs, registry_name_prefix
 from stacks.workload import Workload, WorkloadArgs
 
 SERVICE_CONTEXT = "service"
 SERVICE_DOCKERFILE = "service/Dockerfile"
+LOCAL_TAG = "local"
 TokenExchange = Callable[[str, str, str], str]
 
 
@@ -36,7 +40,8 @@ def build(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) ->
 def _service_image(cfg: StackConfig, **target: Any) -> Image:
     """The service image built from `service/`, baking the weights of the architecture the Deployment's
     MODEL_ARCH names (Dockerfile ARG), or `modelFile` / `modelLabelsFile` from service/model-store/.
-    `target`: the `ImageArgs` that differ per target (repository, tag, push or load, registry credentials)."""
+    `target`: the `ImageArgs` that differ per target (repository, tag, push or load, registry credentials,
+    platforms). The inputs never depend on preview vs update."""
     build_args = {"MODEL_ARCH": cfg.workload.model_arch}
     if cfg.model is not None and cfg.model.file is not None:
         build_args["MODEL_FILE"] = cfg.model.file
@@ -44,7 +49,13 @@ def _service_image(cfg: StackConfig, **target: Any) -> Image:
             build_args["MODEL_LABELS_FILE"] = cfg.model.labels_file
     return Image(
         "image",
-        ImageArgs(context=SERVICE_CONTEXT, dockerfile=SERVICE_DOCKERFILE, build_args=build_args, **target),
+        ImageArgs(
+            context=SERVICE_CONTEXT,
+            dockerfile=SERVICE_DOCKERFILE,
+            build_args=build_args,
+            build_on_preview=cfg.deploy.build_on_preview,
+            **target,
+        ),
     )
 
 
@@ -70,6 +81,35 @@ def _model_repository(cfg: StackConfig, group: resources.ResourceGroup, cluster:
     )
 
 
+def _registry_password(
+    cfg: StackConfig, login_server: pulumi.Output[str], tenant_id: pulumi.Output[str], exchange: TokenExchange
+) -> pulumi.Output[str]:
+    """The ACR refresh token the Image pushes with (secret).
+
+    The Image's `registries` entry (address, user name, password) is declared in preview and update alike, so
+    its known inputs never differ between the two. The password itself may: a fresh token each run, which
+    docker-build's Diff ignores (provider `image.go`: registries compare address and username only). In a
+    preview with `buildOnPreview` false it is left unknown (no ARM token, no call to the registry: a CI
+    preview needs neither Docker nor registry rights); with `buildOnPreview` true it is fetched, because the
+    provider skips a preview build whenever a registry's password is unknown (`registryKeeper`, `buildable`).
+    """
+    if pulumi.runtime.is_dry_run() and not cfg.deploy.build_on_preview:
+        return pulumi.Output.secret(_unknown())
+    token = authorization.get_client_token_output()
+    return pulumi.Output.secret(
+        pulumi.Output.all(login_server, tenant_id, token.token).apply(lambda a: exchange(a[0], a[1], a[2]))
+    )
+
+
+def _unknown() -> pulumi.Output[str]:
+    """An Output whose value is unknown (shown as `[unknown]`/computed in a preview)."""
+
+    async def value(v: Any) -> Any:
+        return v
+
+    return pulumi.Output(set(), value(None), value(False))
+
+
 def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]:
     assert cfg.cluster is not None and cfg.location is not None
     name = f"{PROJECT}-{cfg.stack}"
@@ -86,6 +126,16 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         ),
     )
     cluster = Cluster("cluster", ClusterArgs(group.name, group.location, cfg.cluster))
+    ContainerInsights(
+        "insights",
+        ContainerInsightsArgs(
+            resource_group_name=group.name,
+            location=group.location,
+            workspace_id=cluster.workspace.id,
+            cluster_id=cluster.cluster.id,
+            cluster_name=cluster.cluster_name,
+        ),
+    )
     acr_pull = AcrPull(
         "acr-pull",
         AcrPullArgs(
@@ -94,28 +144,19 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             subscription_id=client.subscription_id,
         ),
     )
-    push = not pulumi.runtime.is_dry_run()
-    password = None
-    if push:
-        token = authorization.get_client_token_output()
-        password = pulumi.Output.secret(
-            pulumi.Output.all(registry.login_server, client.tenant_id, token.token).apply(
-                lambda args: exchange(args[0], args[1], args[2])
-            )
-        )
     image = _service_image(
         cfg,
         repository=pulumi.Output.concat(registry.login_server, "/", cfg.image_repository),
         tag=cfg.stack,
-        push=push,
+        push=True,
         registry_server=registry.login_server,
-        registry_password=password,
+        registry_password=_registry_password(cfg, registry.login_server, client.tenant_id, exchange),
+        platforms=AZURE_PLATFORMS,
     )
     repository = _model_repository(cfg, group, cluster, client)
     provider = k8s.Provider(
         "aks",
         kubeconfig=cluster.kubeconfig,
-        delete_unreachable=True,
         opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool]),
     )
     workload = Workload(
@@ -132,6 +173,7 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             api_key=cfg.api_key,
             model=cfg.model,
             workload_identity_client_id=repository.identity_client_id if repository else None,
+            node_selector={AGENT_POOL_LABEL: WORKLOAD_POOL},
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[acr_pull]),
     )
@@ -151,8 +193,18 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
 
 
 def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:
-    image = _service_image(cfg, repository=cfg.image_repository, tag="local", push=False, load=True)
-    provider = k8s.Provider("local", context=cfg.kube_context, delete_unreachable=True)
+    # Host platform (no `platforms`): the local cluster runs on this machine's architecture.
+    image = _service_image(cfg, repository=cfg.image_repository, tag=LOCAL_TAG, push=False, load=True)
+    loaded = LocalImage(
+        "local-image",
+        LocalImageArgs(
+            image=f"{cfg.image_repository}:{LOCAL_TAG}",
+            digest=image.digest,
+            cluster=cfg.deploy.local_cluster,
+            name=cfg.deploy.local_cluster_name,
+        ),
+    )
+    provider = k8s.Provider("local", context=cfg.kube_context)
     workload = Workload(
         "classifier",
         WorkloadArgs(
@@ -165,6 +217,7 @@ def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:
                 "CKV_K8S_43": "local target: a locally loaded image has no registry digest; "
                 "the pod template carries the build digest as an annotation instead",
             },
+            depends_on=loaded.ready,
             api_key=cfg.api_key,
             model=cfg.model,
             # An emulator's connection string (Azurite), from a Secret made by hand: docs/model-repository.md

@@ -20,11 +20,12 @@ def registry_name_prefix(project: str, stack: str) -> str:
 
 @dataclass
 class RegistryArgs:
-    """`sku`: Basic | Standard | Premium. `name`: fixed registry name, or None for `<prefix><6 random>`."""
+    """`sku`: containerregistry.SkuName (Basic, Standard, Premium). `name`: fixed registry name, or None
+    for `<prefix><6 random>`."""
 
     resource_group_name: pulumi.Input[str]
     location: pulumi.Input[str]
-    sku: str
+    sku: containerregistry.SkuName
     name_prefix: str
     name: str | None = None
 

@@ -31,6 +31,8 @@ class WorkloadArgs:
     AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_FEDERATED_TOKEN_FILE and a projected token volume of its own
     (it works with `automountServiceAccountToken: false`: that flag only drops the API token volume).
     `model_storage_secret`: name of an optional Secret holding an emulator's connection string (local).
+    `node_selector`: node labels the pods require (on AKS the workload pool's
+    `kubernetes.azure.com/agentpool` label); empty for any node.
     """
 
     settings: WorkloadSettings
@@ -44,6 +46,14 @@ class WorkloadArgs:
     model: ModelSettings | None = None
     workload_identity_client_id: pulumi.Input[str] | None = None
     model_storage_secret: str | None = None
+    node_selector: dict[str, str] = field(default_factory=dict)
+
+
+#: Deployment create/update await (pulumi-kubernetes waits for the rollout, 10 min by default). A first
+#: rollout on AKS also waits for the AcrPull assignment to reach the kubelet identity's token (Azure RBAC:
+#: "changes can take up to 10 minutes", often less) while pods sit in ImagePullBackOff with growing back-off,
+#: plus the node pool scaling out and the model load (startup probe up to 180 s).
+ROLLOUT_TIMEOUT = "20m"
 
 
 class Workload(pulumi.ComponentResource):
@@ -145,7 +155,7 @@ class Workload(pulumi.ComponentResource):
                             **args.pod_annotations,
                         },
                     ),
-                    spec=pod_spec.pod_spec(s, container, labels, s.app_name, model_cache),
+                    spec=pod_spec.pod_spec(s, container, labels, s.app_name, model_cache, args.node_selector),
                 ),
             ),
             # The HPA owns the replica count after creation; don't fight it on every `pulumi up`.
@@ -153,6 +163,7 @@ class Workload(pulumi.ComponentResource):
                 parent=self,
                 depends_on=[self.service_account, *args.depends_on],
                 ignore_changes=["spec.replicas"],
+                custom_timeouts=pulumi.CustomTimeouts(create=ROLLOUT_TIMEOUT, update=ROLLOUT_TIMEOUT),
             ),
         )
         self.service = k8s.core.v1.Service(

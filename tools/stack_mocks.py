@@ -148,6 +148,13 @@ class FakeCloud(pulumi.runtime.Mocks):
                 tenantId=TENANT_ID,
             )
             rid = f"{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+        elif args.typ == "azure-native:monitor:DataCollectionRule":
+            name = args.inputs.get("dataCollectionRuleName", args.name)
+            rid = f"{rg}/providers/Microsoft.Insights/dataCollectionRules/{name}"
+        elif args.typ == "azure-native:monitor:DataCollectionRuleAssociation":
+            name = args.inputs.get("associationName", args.name)
+            scope = args.inputs.get("resourceUri", "")
+            rid = f"{scope}/providers/Microsoft.Insights/dataCollectionRuleAssociations/{name}"
         elif args.typ == "docker-build:index:Image":
             tag = args.inputs["tags"][0]
             state["digest"] = fake_digest(tag)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from pulumi.output import Unknown
+
 from stacks.acr_pull import ACR_PULL_ROLE_ID
 from tests.stacks.conftest import run_stack
 from tools import stack_mocks as mocks
@@ -60,6 +62,9 @@ def test_dev_declares_the_whole_stack(dev):
         "azure-native:storage:BlobContainer",
         "azure-native:managedidentity:UserAssignedIdentity",
         "azure-native:managedidentity:FederatedIdentityCredential",
+        "azure-native:monitor:DataCollectionRule",
+        "azure-native:monitor:DataCollectionRuleAssociation",
+        "aks-image-classifier:monitoring:ContainerInsights",
     }
     assert not any(r.protect or r.retain_on_delete for r in dev.resources), "destroy must remove everything"
     rg = dev.one("azure-native:resources:ResourceGroup")
@@ -168,10 +173,14 @@ def test_image_is_built_for_amd64_pushed_with_an_entra_token_and_run_exactly(dev
     assert container(dev)["imagePullPolicy"] == "Always"
 
 
-def test_preview_builds_without_pushing_or_asking_for_a_token():
-    run = run_stack("dev", preview=True)
+def test_preview_without_build_asks_for_no_token():
+    """`buildOnPreview: false`: the preview's registry password stays unknown, so no ARM token is requested
+    (a CI preview needs no registry rights); the Image's other inputs are those of an update."""
+    run = run_stack("dev", preview=True, buildOnPreview="false")
     image = run.one(IMAGE).inputs
-    assert image["push"] is False and "registries" not in image
+    assert image["push"] is True and image["buildOnPreview"] is False
+    (registry,) = image["registries"]
+    assert isinstance(registry["password"], Unknown)
     assert "azure-native:authorization:getClientToken" not in run.invokes
 
 
@@ -179,7 +188,7 @@ def test_workload_waits_for_acr_pull_and_uses_the_cluster_provider(dev):
     role = acr_pull_role(dev)
     assert role.urn in dev.one(DEPLOYMENT).dependencies
     provider = dev.one("pulumi:providers:kubernetes")
-    assert provider.inputs["deleteUnreachable"] == "true"
+    assert "deleteUnreachable" not in provider.inputs
     assert mocks.is_secret(provider.raw_inputs["kubeconfig"])
     assert provider.inputs["kubeconfig"] == mocks.KUBECONFIG
     for r in dev.resources:

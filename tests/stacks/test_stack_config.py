@@ -35,6 +35,9 @@ def load(**values):
         ({"cpuRequest": "0m"}, "aks-image-classifier:cpuRequest", "> 0"),
         ({"cpuRequest": "-1"}, "aks-image-classifier:cpuRequest", "CPU quantity"),
         ({"cpuRequest": "2", "cpuLimit": "1"}, "aks-image-classifier:cpuLimit", ">="),
+        ({"cpuRequest": "1", "cpuLimit": "2"}, "aks-image-classifier:cpuLimit", "must equal"),
+        ({"buildOnPreview": "maybe"}, "aks-image-classifier:buildOnPreview", "true or false"),
+        ({"localCluster": "k3d"}, "aks-image-classifier:localCluster", "kind, minikube, docker-desktop"),
         ({"memoryRequest": "4Gi", "memoryLimit": "1Gi"}, "aks-image-classifier:memoryLimit", ">="),
         ({"memoryRequest": "lots"}, "aks-image-classifier:memoryRequest", "memory quantity"),
         ({"registrySku": "Gold"}, "aks-image-classifier:registrySku", "Basic, Standard, Premium"),
@@ -98,7 +101,7 @@ def test_local_target_needs_no_location_and_has_no_cluster():
 
 @pytest.mark.parametrize(("limit", "threads"), [("500m", 1), ("1", 1), ("1500m", 2), ("2", 2), ("3.5", 4)])
 def test_torch_threads_is_the_cpu_limit_rounded_up(limit, threads):
-    assert load(cpuRequest="250m", cpuLimit=limit).workload.torch_threads == threads
+    assert load(cpuRequest=limit, cpuLimit=limit).workload.torch_threads == threads
 
 
 def test_quantity_parsers():

@@ -16,10 +16,10 @@ def test_deployment_resources_env_and_rollout(dev):
     assert spec["replicas"] == 1
     assert c["resources"] == {
         "requests": {"cpu": "1", "memory": "1Gi"},
-        "limits": {"cpu": "2", "memory": "2Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
     }
     env = {e["name"]: e["value"] for e in c["env"]}
-    assert env["TORCH_THREADS"] == "2" and env["PORT"] == "8080" and env["MODEL_NAME"] == "resnet50"
+    assert env["TORCH_THREADS"] == "1" and env["PORT"] == "8080" and env["MODEL_NAME"] == "resnet50"
     assert {
         "MODEL_VERSION",
         "MODEL_ARCH",
