@@ -12,6 +12,7 @@ from pulumi_azure_native import authorization, resources
 from stacks.acr_auth import exchange_refresh_token
 from stacks.acr_pull import AcrPull, AcrPullArgs
 from stacks.cluster import Cluster, ClusterArgs
+from stacks.cluster_access import ClusterAccess, ClusterAccessArgs
 from stacks.config import PROJECT, StackConfig
 from stacks.image import Image, ImageArgs
 from stacks.registry import Registry, RegistryArgs, registry_name_prefix
@@ -48,7 +49,7 @@ def _service_image(cfg: StackConfig, **target: Any) -> Image:
 
 
 def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]:
-    assert cfg.cluster is not None and cfg.location is not None
+    assert cfg.cluster is not None and cfg.location is not None and cfg.security is not None
     name = f"{PROJECT}-{cfg.stack}"
     client = authorization.get_client_config_output()
     group = resources.ResourceGroup(f"{name}-rg", location=cfg.location)
@@ -60,9 +61,21 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             sku=cfg.registry_sku,
             name_prefix=registry_name_prefix("aic", cfg.stack),
             name=cfg.registry_name,
+            untagged_retention_days=cfg.security.untagged_retention_days,
         ),
     )
-    cluster = Cluster("cluster", ClusterArgs(group.name, group.location, cfg.cluster))
+    cluster = Cluster(
+        "cluster", ClusterArgs(group.name, group.location, cfg.cluster, cfg.security, client.tenant_id)
+    )
+    access = ClusterAccess(
+        "cluster-access",
+        ClusterAccessArgs(
+            principal_id=client.object_id,
+            principal_type=cfg.security.deployer_principal_type,
+            cluster_id=cluster.cluster_id,
+            subscription_id=client.subscription_id,
+        ),
+    )
     acr_pull = AcrPull(
         "acr-pull",
         AcrPullArgs(
@@ -92,7 +105,7 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         "aks",
         kubeconfig=cluster.kubeconfig,
         delete_unreachable=True,
-        opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool]),
+        opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool, access.assignment]),
     )
     workload = Workload(
         "classifier",
