@@ -16,7 +16,8 @@ from stacks.cluster_access import ClusterAccess, ClusterAccessArgs
 from stacks.config import PROJECT, StackConfig
 from stacks.image import Image, ImageArgs
 from stacks.registry import Registry, RegistryArgs, registry_name_prefix
-from stacks.workload import Workload, WorkloadArgs
+from stacks.tls import Tls, TlsArgs
+from stacks.workload import SERVICE_PORT, Workload, WorkloadArgs
 
 SERVICE_CONTEXT = "service"
 SERVICE_DOCKERFILE = "service/Dockerfile"
@@ -107,22 +108,42 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         delete_unreachable=True,
         opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool, access.assignment]),
     )
+    tls = cfg.security.tls
     workload = Workload(
         "classifier",
         WorkloadArgs(
             settings=cfg.workload,
             image=image.ref,
             image_pull_policy="Always",
-            service_annotations={
-                "service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": "/readyz"
-            },
+            service_annotations={}
+            if tls
+            else {"service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": "/readyz"},
             depends_on=[acr_pull.assignment],
             api_key=cfg.api_key,
+            service_type="ClusterIP" if tls else "LoadBalancer",
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[acr_pull]),
     )
+    endpoint = workload.endpoint
+    if tls:
+        https = Tls(
+            "tls",
+            TlsArgs(
+                dns_label=cfg.security.dns_label,
+                region=cfg.location,
+                contact_email=cfg.security.tls_contact_email,
+                namespace=workload.namespace.metadata.name,
+                service_name=workload.service.metadata.name,
+                service_port=SERVICE_PORT,
+                app_name=cfg.workload.app_name,
+                source_ranges=cfg.workload.allowed_source_ranges,
+                labels=workload.labels,
+            ),
+            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+        )
+        endpoint = https.endpoint
     return {
-        "endpoint": workload.endpoint,
+        "endpoint": endpoint,
         "image": image.ref,
         "registry": registry.login_server,
         "cluster_name": cluster.cluster_name,

@@ -25,6 +25,7 @@ class WorkloadArgs:
     can pull) are optional. `checkov_skips` (check id → reason) become `checkov.io/skipN`
     annotations on the Deployment, so each accepted finding is documented where it applies.
     `api_key` (a Pulumi secret) becomes a Kubernetes Secret read by the container as `API_KEY`.
+    `service_type`: `LoadBalancer` (public, plain HTTP on port 80) or `ClusterIP` (behind the TLS ingress).
     """
 
     settings: WorkloadSettings
@@ -35,6 +36,7 @@ class WorkloadArgs:
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     checkov_skips: dict[str, str] = field(default_factory=dict)
     api_key: pulumi.Input[str] | None = None
+    service_type: str = "LoadBalancer"
 
 
 class Workload(pulumi.ComponentResource):
@@ -132,7 +134,7 @@ class Workload(pulumi.ComponentResource):
             f"{name}-service",
             metadata=meta(s.app_name, annotations=args.service_annotations or None),
             spec=k8s.core.v1.ServiceSpecArgs(
-                type="LoadBalancer",
+                type=args.service_type,
                 selector=labels,
                 ports=[
                     k8s.core.v1.ServicePortArgs(
@@ -143,7 +145,9 @@ class Workload(pulumi.ComponentResource):
                         app_protocol="http",
                     )
                 ],
-                load_balancer_source_ranges=list(s.allowed_source_ranges) or None,
+                load_balancer_source_ranges=(list(s.allowed_source_ranges) or None)
+                if args.service_type == "LoadBalancer"
+                else None,
             ),
             opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
         )
@@ -197,6 +201,7 @@ class Workload(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.labels = labels
         self.endpoint: pulumi.Output[str] = self.service.status.apply(_endpoint)
         self.register_outputs(
             {"namespace": ns, "service_name": self.service.metadata.name, "endpoint": self.endpoint}

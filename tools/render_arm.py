@@ -65,7 +65,9 @@ ARM_TYPES: dict[str, ArmType] = {
         "Microsoft.ContainerRegistry/registries", ("registryName",)
     ),
     "azure-native:operationalinsights:Workspace": ArmType(
-        "Microsoft.OperationalInsights/workspaces", ("workspaceName",), ("location", "tags", "identity", "etag")
+        "Microsoft.OperationalInsights/workspaces",
+        ("workspaceName",),
+        ("location", "tags", "identity", "etag"),
     ),
     "azure-native:authorization:RoleAssignment": ArmType(
         "Microsoft.Authorization/roleAssignments", ("roleAssignmentName",), ("scope",), ()
@@ -81,7 +83,8 @@ class UnmappedType(LookupError):
 def api_version(token: str) -> str:
     """The ARM API version the installed pulumi-azure-native uses for `token` (from the SDK source)."""
     _, module, cls = token.split(":")
-    source = Path(inspect.getsourcefile(getattr(importlib.import_module(f"pulumi_azure_native.{module}"), cls)))
+    sdk_class = getattr(importlib.import_module(f"pulumi_azure_native.{module}"), cls)
+    source = Path(inspect.getsourcefile(sdk_class))
     match = re.search(r"Uses Azure REST API version (\d{4}-\d{2}-\d{2}(?:-preview)?)", source.read_text())
     if not match:
         raise LookupError(f"no REST API version in the SDK source of {token}")
