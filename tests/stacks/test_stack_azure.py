@@ -19,6 +19,12 @@ HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 
 
+def acr_pull_role(run):
+    """The AcrPull assignment (the other RoleAssignment is the deployer's cluster role)."""
+    (role,) = [r for r in run.of_type(ROLE) if r.name.startswith("acr-pull")]
+    return role
+
+
 def container(run):
     (c,) = run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
     return c
@@ -46,6 +52,7 @@ def test_dev_declares_the_whole_stack(dev):
         "aks-image-classifier:registry:Registry",
         "aks-image-classifier:cluster:Cluster",
         "aks-image-classifier:acr_pull:AcrPull",
+        "aks-image-classifier:cluster_access:ClusterAccess",
         "aks-image-classifier:image:Image",
         "aks-image-classifier:workload:Workload",
     }
@@ -60,7 +67,6 @@ def test_children_hang_off_their_components(dev):
         ACR: "registry",
         AKS: "cluster",
         POOL: "cluster",
-        ROLE: "acr_pull",
         IMAGE: "image",
         DEPLOYMENT: "workload",
         SERVICE: "workload",
@@ -69,6 +75,8 @@ def test_children_hang_off_their_components(dev):
     }
     for type_, module in expected_parent.items():
         assert components[dev.one(type_).parent].split(":")[1] == module, type_
+    roles = {r.name: components[r.parent].split(":")[1] for r in dev.of_type(ROLE)}
+    assert roles == {"acr-pull-assignment": "acr_pull", "cluster-access-assignment": "cluster_access"}
 
 
 def test_registry_has_no_admin_user_no_anonymous_pull_and_a_valid_unique_name(dev, prod):
@@ -76,7 +84,7 @@ def test_registry_has_no_admin_user_no_anonymous_pull_and_a_valid_unique_name(de
     assert acr["adminUserEnabled"] is False
     assert acr["anonymousPullEnabled"] is False
     assert acr["sku"] == {"name": "Basic"}
-    assert prod.one(ACR).inputs["sku"] == {"name": "Standard"}
+    assert prod.one(ACR).inputs["sku"] == {"name": "Premium"}
     names = {acr["registryName"], prod.one(ACR).inputs["registryName"]}
     assert all(re.fullmatch(r"[a-z0-9]{5,50}", n) for n in names) and len(names) == 2, names
     assert (
@@ -91,7 +99,7 @@ def test_cluster_identity_network_monitoring_and_upgrades(dev):
     assert aks["enableRBAC"] is True
     assert "kubernetesVersion" not in aks  # unset: AKS picks its default for new clusters
     (system,) = aks["agentPoolProfiles"]
-    assert system["mode"] == "System" and system["count"] == 1 and system["vmSize"] == "Standard_D2s_v5"
+    assert system["mode"] == "System" and system["count"] == 1 and system["vmSize"] == "Standard_D2ds_v5"
     net = aks["networkProfile"]
     assert (net["networkPlugin"], net["networkPluginMode"], net["networkPolicy"]) == (
         "azure",
@@ -111,7 +119,7 @@ def test_cluster_identity_network_monitoring_and_upgrades(dev):
 def test_workload_pool_is_a_separate_autoscaled_agent_pool(dev, prod):
     pool = dev.one(POOL).inputs
     assert pool["resourceName"] == dev.one(AKS).state["name"]
-    assert pool["mode"] == "User" and pool["vmSize"] == "Standard_D4s_v5"
+    assert pool["mode"] == "User" and pool["vmSize"] == "Standard_D4ds_v5"
     assert (pool["enableAutoScaling"], pool["minCount"], pool["maxCount"]) == (True, 1, 3)
     prod_pool = prod.one(POOL).inputs
     assert (prod_pool["minCount"], prod_pool["maxCount"]) == (3, 12)
@@ -121,7 +129,7 @@ def test_workload_pool_is_a_separate_autoscaled_agent_pool(dev, prod):
 
 
 def test_acr_pull_goes_to_the_kubelet_identity_on_the_registry(dev):
-    role = dev.one(ROLE).inputs
+    role = acr_pull_role(dev).inputs
     assert role["roleDefinitionId"] == (
         f"/subscriptions/{mocks.SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE_ID}"
     )
@@ -164,12 +172,14 @@ def test_preview_builds_without_pushing_or_asking_for_a_token():
 
 
 def test_workload_waits_for_acr_pull_and_uses_the_cluster_provider(dev):
-    role = dev.one(ROLE)
+    role = acr_pull_role(dev)
     assert role.urn in dev.one(DEPLOYMENT).dependencies
     provider = dev.one("pulumi:providers:kubernetes")
     assert provider.inputs["deleteUnreachable"] == "true"
     assert mocks.is_secret(provider.raw_inputs["kubeconfig"])
-    assert provider.inputs["kubeconfig"] == mocks.KUBECONFIG
+    # The credential kubeconfig converted to kubelogin (stacks.kubeconfig, test_cluster_access.py).
+    assert provider.inputs["kubeconfig"] == dev.outputs["kubeconfig"]
+    assert mocks.KUBE_SERVER in provider.inputs["kubeconfig"]
     for r in dev.resources:
         if r.type.startswith("kubernetes:"):
             assert r.provider.startswith(provider.urn), (r.type, r.provider)
@@ -179,7 +189,7 @@ def test_outputs_and_kubeconfig_secret(dev):
     assert dev.outputs["endpoint"] == f"http://{mocks.LOAD_BALANCER_IP}/"
     assert dev.outputs["cluster_name"] == dev.one(AKS).state["name"]
     assert dev.outputs["resource_group"] == dev.one("azure-native:resources:ResourceGroup").state["name"]
-    assert dev.outputs["kubeconfig"] == mocks.KUBECONFIG
+    assert mocks.KUBE_SERVER in dev.outputs["kubeconfig"]
     assert "kubeconfig" in dev.secret_outputs
     assert {"endpoint", "image", "registry"}.isdisjoint(dev.secret_outputs)
 
