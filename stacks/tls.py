@@ -23,10 +23,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 CERT_MANAGER_CHART = "cert-manager"
-CERT_MANAGER_VERSION = "v1.19.1"
+CERT_MANAGER_VERSION = "v1.19.2"
 CERT_MANAGER_REPO = "https://charts.jetstack.io"
 TRAEFIK_CHART = "traefik"
-TRAEFIK_VERSION = "37.1.1"
+TRAEFIK_VERSION = "37.4.0"
 TRAEFIK_REPO = "https://traefik.github.io/charts"
 INGRESS_CLASS = "traefik"
 ISSUER = "letsencrypt"
