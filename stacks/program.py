@@ -124,32 +124,34 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[acr_pull]),
     )
-    endpoint = workload.endpoint
-    if tls:
-        https = Tls(
-            "tls",
-            TlsArgs(
-                dns_label=cfg.security.dns_label,
-                region=cfg.location,
-                contact_email=cfg.security.tls_contact_email,
-                namespace=workload.namespace.metadata.name,
-                service_name=workload.service.metadata.name,
-                service_port=SERVICE_PORT,
-                app_name=cfg.workload.app_name,
-                source_ranges=cfg.workload.allowed_source_ranges,
-                labels=workload.labels,
-            ),
-            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
-        )
-        endpoint = https.endpoint
     return {
-        "endpoint": endpoint,
+        "endpoint": _https(cfg, workload, provider).endpoint if tls else workload.endpoint,
         "image": image.ref,
         "registry": registry.login_server,
         "cluster_name": cluster.cluster_name,
         "resource_group": group.name,
         "kubeconfig": cluster.kubeconfig,
     }
+
+
+def _https(cfg: StackConfig, workload: Workload, provider: k8s.Provider) -> Tls:
+    """The TLS ingress in front of the workload's (ClusterIP) Service: `https://<dnsLabel>.<region>...`."""
+    assert cfg.security is not None and cfg.location is not None
+    return Tls(
+        "tls",
+        TlsArgs(
+            dns_label=cfg.security.dns_label,
+            region=cfg.location,
+            contact_email=cfg.security.tls_contact_email,
+            namespace=workload.namespace.metadata.name,
+            service_name=workload.service.metadata.name,
+            service_port=SERVICE_PORT,
+            app_name=cfg.workload.app_name,
+            source_ranges=cfg.workload.allowed_source_ranges,
+            labels=workload.labels,
+        ),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+    )
 
 
 def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:
