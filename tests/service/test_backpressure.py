@@ -28,13 +28,10 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 async def _burst(url: str, n: int, release, path: str = "/predict?top_k=1") -> tuple[list, list]:
     """Send ``n`` concurrent uploads; once the early answers settle, ``release()``; return (early, late)."""
-    async with httpx.AsyncClient(
-        base_url=url, timeout=60, limits=httpx.Limits(max_connections=n + 5)
-    ) as client:
-        tasks = [
-            asyncio.create_task(client.post(path, content=RED, headers={"Content-Type": "image/png"}))
-            for _ in range(n)
-        ]
+    async with httpx.AsyncClient(base_url=url, timeout=60,
+                                 limits=httpx.Limits(max_connections=n + 5)) as client:
+        tasks = [asyncio.create_task(client.post(path, content=RED, headers={"Content-Type": "image/png"}))
+                 for _ in range(n)]
         deadline = time.monotonic() + 20
         settled = -1
         while time.monotonic() < deadline:  # wait until the refusals have all come back
@@ -53,9 +50,8 @@ async def _burst(url: str, n: int, release, path: str = "/predict?top_k=1") -> t
 @pytest.mark.parametrize("stage", ["model", "decode"])
 def test_full_queue_answers_503_with_retry_after_and_holds_a_bounded_number_of_images(stage):
     max_queue, max_batch = 4, 2
-    settings = tiny_settings(
-        max_queue=max_queue, max_batch_size=max_batch, max_batch_delay_ms=0, request_timeout_ms=60_000
-    )
+    settings = tiny_settings(max_queue=max_queue, max_batch_size=max_batch, max_batch_delay_ms=0,
+                             request_timeout_ms=60_000)
     tiny = TinyClassifier(settings)
     gate = tiny.gate if stage == "model" else tiny.decode_gate
     with ServerThread(create_app(settings, classifier=tiny)) as server:
@@ -80,9 +76,8 @@ def test_full_queue_answers_503_with_retry_after_and_holds_a_bounded_number_of_i
         text = httpx.get(server.url + "/metrics").text
         assert metric(text, "inference_rejected_total", reason="queue_full") == len(early)
         assert httpx.get(server.url + "/readyz").status_code == 200
-        again = httpx.post(
-            server.url + "/predict?top_k=1", content=RED, headers={"Content-Type": "image/png"}
-        )
+        again = httpx.post(server.url + "/predict?top_k=1", content=RED,
+                           headers={"Content-Type": "image/png"})
         assert again.status_code == 200
 
 
@@ -92,33 +87,21 @@ def test_request_past_the_deadline_answers_504_and_the_server_recovers():
     with ServerThread(create_app(settings, classifier=tiny)) as server:
         tiny.gate.clear()
         started = time.monotonic()
-        response = httpx.post(
-            server.url + "/predict?top_k=1", content=RED, headers={"Content-Type": "image/png"}, timeout=30
-        )
+        response = httpx.post(server.url + "/predict?top_k=1", content=RED,
+                              headers={"Content-Type": "image/png"}, timeout=30)
         elapsed = time.monotonic() - started
         assert response.status_code == 504
         assert response.json() == {"error": "timeout", "detail": response.json()["detail"]}
         assert "REQUEST_TIMEOUT_MS" in response.json()["detail"]
         assert 0.25 < elapsed < 10
 
-        v2 = httpx.post(
-            server.url + "/v2/models/tiny/infer",
-            timeout=30,
-            json={
-                "inputs": [
-                    {"name": "input", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0] * 3072}
-                ]
-            },
-        )
+        v2 = httpx.post(server.url + "/v2/models/tiny/infer", timeout=30, json={
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0] * 3072}]})
         assert v2.status_code == 504
         assert set(v2.json()) == {"error"}
 
         tiny.gate.set()
-        assert (
-            httpx.post(
-                server.url + "/predict?top_k=1", content=RED, headers={"Content-Type": "image/png"}
-            ).status_code
-            == 200
-        )
+        assert httpx.post(server.url + "/predict?top_k=1", content=RED,
+                          headers={"Content-Type": "image/png"}).status_code == 200
         text = httpx.get(server.url + "/metrics").text
         assert metric(text, "inference_rejected_total", reason="timeout") == 2

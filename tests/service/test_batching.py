@@ -89,9 +89,8 @@ def test_items_of_different_shapes_run_in_separate_passes():
     model = EchoModel()
 
     async def run(batcher):
-        return await asyncio.gather(
-            batcher.submit([image(1, 4)]), batcher.submit([image(2, 8)]), batcher.submit([image(3, 4)])
-        )
+        return await asyncio.gather(batcher.submit([image(1, 4)]), batcher.submit([image(2, 8)]),
+                                    batcher.submit([image(3, 4)]))
 
     results = asyncio.run(_with_batcher(model, run, max_batch_delay_ms=50))
     assert [float(r[0][0]) for r in results] == [1.0, 2.0, 3.0]
@@ -153,9 +152,8 @@ def test_a_failing_batch_fails_only_its_items():
 
 def test_stopped_batcher_is_not_ready():
     async def run():
-        batcher = Batcher(
-            EchoModel(), max_batch_size=2, max_batch_delay_ms=0, max_queue=4, request_timeout_ms=1000
-        )
+        batcher = Batcher(EchoModel(), max_batch_size=2, max_batch_delay_ms=0, max_queue=4,
+                          request_timeout_ms=1000)
         with pytest.raises(NotReady):
             await batcher.submit([image(1)])
         await batcher.start()
@@ -171,14 +169,8 @@ def test_metrics_record_batch_sizes_and_rejections():
     metrics = Metrics()
 
     async def run():
-        batcher = Batcher(
-            model,
-            max_batch_size=4,
-            max_batch_delay_ms=30,
-            max_queue=64,
-            request_timeout_ms=5000,
-            metrics=metrics,
-        )
+        batcher = Batcher(model, max_batch_size=4, max_batch_delay_ms=30, max_queue=64,
+                          request_timeout_ms=5000, metrics=metrics)
         await batcher.start()
         await asyncio.gather(*(batcher.submit([image(i)]) for i in range(8)))
         await batcher.stop()
@@ -195,9 +187,8 @@ def test_stop_fails_the_running_and_queued_items_at_once():
     model.gate.clear()  # the first batch hangs in the model
 
     async def run():
-        batcher = Batcher(
-            model, max_batch_size=1, max_batch_delay_ms=0, max_queue=8, request_timeout_ms=30_000
-        )
+        batcher = Batcher(model, max_batch_size=1, max_batch_delay_ms=0, max_queue=8,
+                          request_timeout_ms=30_000)
         await batcher.start()
         running = asyncio.ensure_future(batcher.submit([image(1)]))
         await asyncio.sleep(0.1)

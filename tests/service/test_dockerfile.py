@@ -20,9 +20,8 @@ CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "check
 def test_hadolint_reports_nothing():
     if not HADOLINT.exists():
         pytest.fail(f"hadolint not installed at {HADOLINT} (make install)")
-    result = subprocess.run(
-        [str(HADOLINT), "--format", "json", str(DOCKERFILE)], capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([str(HADOLINT), "--format", "json", str(DOCKERFILE)], capture_output=True,
+                            text=True, timeout=120)
     findings = json.loads(result.stdout or "[]")
     assert findings == [], findings
     assert result.returncode == 0, result.stderr
@@ -31,23 +30,9 @@ def test_hadolint_reports_nothing():
 def test_checkov_dockerfile_checks_pass():
     if not CHECKOV.exists():
         pytest.fail(f"checkov not installed at {CHECKOV} (make install)")
-    result = subprocess.run(
-        [
-            str(CHECKOV),
-            "-f",
-            str(DOCKERFILE),
-            "--framework",
-            "dockerfile",
-            "--quiet",
-            "--compact",
-            "--skip-download",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = subprocess.run([str(CHECKOV), "-f", str(DOCKERFILE), "--framework", "dockerfile", "--quiet",
+                             "--compact", "--skip-download", "-o", "json"], capture_output=True, text=True,
+                            timeout=300)
     report = json.loads(result.stdout)
     report = report[0] if isinstance(report, list) else report
     summary = report["summary"]

@@ -71,13 +71,8 @@ def test_preprocess_and_predict(model_files, labels_file, eager_model, photos):
 
 
 def test_custom_preprocessing_settings(model_files):
-    classifier = _classifier(
-        model_path=model_files("torchscript"),
-        resize_size=160,
-        crop_size=128,
-        norm_mean="0.5,0.5,0.5",
-        norm_std="[0.5, 0.5, 0.5]",
-    )
+    classifier = _classifier(model_path=model_files("torchscript"), resize_size=160, crop_size=128,
+                             norm_mean="0.5,0.5,0.5", norm_std="[0.5, 0.5, 0.5]")
     tensor = classifier.preprocess(Image.new("RGB", (300, 200), (255, 255, 255)))
     assert tensor.shape == (3, 128, 128)
     torch.testing.assert_close(tensor, torch.ones(3, 128, 128))  # (1 - 0.5) / 0.5
@@ -86,9 +81,8 @@ def test_custom_preprocessing_settings(model_files):
 def test_torchvision_weights_bring_their_transforms_and_categories(monkeypatch):
     weights = torchvision.models.MobileNet_V3_Small_Weights.DEFAULT
     model = torchvision.models.mobilenet_v3_small(weights=None).eval()
-    monkeypatch.setattr(
-        "service.model.load_torchvision", lambda arch, name: LoadedModel(model, "torchvision", weights)
-    )
+    monkeypatch.setattr("service.model.load_torchvision",
+                        lambda arch, name: LoadedModel(model, "torchvision", weights))
     classifier = _classifier(model_arch=SMALL_ARCH)
     preset = weights.transforms()
     assert (classifier.resize_size, classifier.crop_size) == (preset.resize_size[0], preset.crop_size[0])

@@ -34,15 +34,9 @@ def _preprocessing_only(resize: int = 256, crop: int = 224) -> ImageClassifier:
 
 def _torchvision_reference(resize: int = 256, crop: int = 224) -> v2.Compose:
     """torchvision's own uint8-tensor pipeline: the numbers ``preprocess`` must reproduce."""
-    return v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.Resize(resize, antialias=True),
-            v2.CenterCrop(crop),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-        ]
-    )
+    return v2.Compose([v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(crop),
+                       v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +56,8 @@ def test_preprocessing_matches_torchvision_tensor_pipeline(photos, photo_batch):
     assert (difference > 1e-5).float().mean() < 0.01
 
 
-def test_uint8_pixels_batch_gives_the_same_probabilities_as_float_preprocessing(
-    model_files, photos, photo_batch
-):
+def test_uint8_pixels_batch_gives_the_same_probabilities_as_float_preprocessing(model_files, photos,
+                                                                               photo_batch):
     # The server sends each image's uint8 pixels (decode thread) and normalises the whole batch in
     # the model thread; preprocess() does both for one image. Same numbers, to the last bit.
     from service.batching import stack_images
@@ -96,9 +89,8 @@ def test_bfloat16_top1_is_float32s_or_a_near_tie_of_it(model_files, photo_batch)
     more. The benchmark reports the agreement on its photos (``python -m bench --set MODEL_DTYPE=...``)."""
     float32 = _classifier(model_path=model_files("torchscript"))
     bfloat16 = _classifier(model_path=model_files("torchscript"), model_dtype="bfloat16")
-    unfrozen = _classifier(
-        model_path=model_files("torchscript"), model_dtype="bfloat16", torchscript_freeze=False
-    )
+    unfrozen = _classifier(model_path=model_files("torchscript"), model_dtype="bfloat16",
+                           torchscript_freeze=False)
     assert next(unfrozen.module.parameters()).dtype == torch.bfloat16
     reference, reduced = float32.predict(photo_batch), bfloat16.predict(photo_batch)
     assert reduced.dtype == torch.float32  # probabilities stay float32 for the JSON answer
@@ -135,9 +127,8 @@ def test_a_model_that_cannot_take_the_dtype_fails_load_with_the_setting_named(mo
         classifier.load()
 
 
-@pytest.mark.parametrize(
-    ("size", "resize", "crop"), [((600, 100), 256, 224), ((97, 301), 160, 128), ((300, 200), 100, 128)]
-)
+@pytest.mark.parametrize(("size", "resize", "crop"), [((600, 100), 256, 224), ((97, 301), 160, 128),
+                                                       ((300, 200), 100, 128)])
 def test_box_resize_matches_resize_then_crop_for_odd_shapes(photos, size, resize, crop):
     """Very wide / tall photos and a crop larger than the resized image (padded, torchvision path)."""
     image = Image.fromarray(photos["astronaut"]).resize(size)
