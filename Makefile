@@ -8,7 +8,7 @@ PORT ?= 8080
 STACK ?= dev
 MANIFESTS ?= build/manifests/$(STACK)
 
-.PHONY: help install serve test lint format manifests model bench bench-quick clean
+.PHONY: help install serve test lint format manifests arm model bench bench-quick clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ format: $(VENV)/.installed  ## Apply ruff's fixes and formatting.
 
 manifests: $(VENV)/.installed  ## Render the Kubernetes objects stack $(STACK) would apply into $(MANIFESTS)/.
 	$(PY) -m tools.render_manifests --stack $(STACK) --out $(MANIFESTS)
+
+arm: $(VENV)/.installed  ## Write the Azure resources of stack $(STACK) as an ARM template (build/arm/$(STACK).json) and run checkov's ARM rules on it.
+	$(PY) -m tools.render_arm --stack $(STACK) --out build/arm/$(STACK).json
+	$(CHECKOV_VENV)/bin/checkov --framework arm -f build/arm/$(STACK).json --skip-download --compact --quiet
 
 bench: $(VENV)/.installed  ## Full benchmark: model alone vs this service vs TorchServe (minutes).
 	$(PY) -m bench

@@ -51,6 +51,18 @@ def check_cluster(props: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def check_api_server_access(props: Mapping[str, Any]) -> list[str]:
+    """AKS: the API server admits only listed CIDRs (`apiServerAccessProfile.authorizedIPRanges`, checkov
+    CKV_AZURE_6), or is private (`enablePrivateCluster`). Advisory: a dev stack may leave it public."""
+    profile = props.get("apiServerAccessProfile") or {}
+    if profile.get("enablePrivateCluster") is True or profile.get("authorizedIPRanges"):
+        return []
+    return [
+        "AKS API server is reachable from any address: set aks-image-classifier:apiServerAuthorizedIpRanges "
+        "(apiServerAccessProfile.authorizedIPRanges) to the CIDRs that run `pulumi up` and kubectl"
+    ]
+
+
 def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The pod spec of a workload resource, or None for other types / unknown values."""
     if resource_type not in WORKLOADS:
@@ -124,13 +136,17 @@ def secret_kubeconfig(props: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return updated
 
 
-def _resource_policy(name: str, description: str, types: set[str], check) -> ResourceValidationPolicy:
+def _resource_policy(
+    name: str, description: str, types: set[str], check, level: EnforcementLevel | None = None
+) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation) -> None:
         if args.resource_type in types:
             for problem in check(args.resource_type, args.props):
                 report_violation(problem, args.urn)
 
-    return ResourceValidationPolicy(name=name, description=description, validate=validate)
+    return ResourceValidationPolicy(
+        name=name, description=description, validate=validate, enforcement_level=level
+    )
 
 
 def _stack_images(args: StackValidationArgs, report_violation) -> None:
@@ -147,6 +163,13 @@ POLICIES = [
     ),
     _resource_policy(
         "aks-rbac-enabled", "AKS clusters have Kubernetes RBAC on.", {AKS}, lambda _t, p: check_cluster(p)
+    ),
+    _resource_policy(
+        "aks-api-server-authorized-ranges",
+        "AKS API servers admit only authorized IP ranges (a warning: dev stacks may stay public).",
+        {AKS},
+        lambda _t, p: check_api_server_access(p),
+        EnforcementLevel.ADVISORY,
     ),
     _resource_policy(
         "containers-non-root-with-resources",

@@ -1,4 +1,5 @@
-"""AKS cluster: managed identity, CNI Overlay + network policy, workload identity, Container Insights."""
+"""AKS cluster: managed identity, Entra ID + Azure RBAC, CNI Overlay + network policy, workload identity,
+Container Insights, ephemeral OS disks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import containerservice, operationalinsights
 
-from stacks.config import ClusterSettings
+from stacks.checkov_skips import skip_arm_checks
+from stacks.config import ClusterSettings, SecuritySettings
+from stacks.kubeconfig import kubelogin_kubeconfig
 
 SYSTEM_POOL = "system"
 WORKLOAD_POOL = "workload"
@@ -24,6 +27,8 @@ class ClusterArgs:
     resource_group_name: pulumi.Input[str]
     location: pulumi.Input[str]
     settings: ClusterSettings
+    security: SecuritySettings
+    tenant_id: pulumi.Input[str]
 
 
 def decode_kubeconfig(credentials: containerservice.ListManagedClusterUserCredentialsResult) -> str:
@@ -37,18 +42,25 @@ class Cluster(pulumi.ComponentResource):
     """An AKS cluster with a small system pool inline and the workload pool as a separate `AgentPool`.
 
     Inline pools cannot be added or changed after creation (pulumi-azure-native#579, #2719), so only
-    the system pool lives in `agent_pool_profiles`. Local accounts stay enabled (Kubernetes RBAC on)
-    so `listClusterUserCredential` returns a certificate kubeconfig that works without kubelogin.
+    the system pool lives in `agent_pool_profiles`. Access is Entra ID with Azure RBAC for Kubernetes
+    (managed AAD profile); local accounts (the admin certificate) exist only if `security.local_accounts`.
+    The provider kubeconfig signs in through kubelogin (`stacks.kubeconfig`) and holds no credential.
 
-    Outputs: `cluster_name`, `kubelet_object_id` (the kubelet identity's Entra object id, for
-    AcrPull), `oidc_issuer_url`, `kubeconfig` (secret, YAML text).
+    Outputs: `cluster_name`, `cluster_id` (ARM id), `kubelet_object_id` (the kubelet identity's Entra
+    object id, for AcrPull), `oidc_issuer_url`, `kubeconfig` (secret, YAML text, no credential in it).
     """
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aks-image-classifier:cluster:Cluster", name, None, opts)
-        s = args.settings
+        s, sec = args.settings, args.security
         child = pulumi.ResourceOptions(parent=self)
         zones = list(s.zones) or None
+        nodes = {  # the same hardening for both pools
+            "os_disk_type": sec.os_disk_type,
+            "os_disk_size_gb": sec.os_disk_size_gb,
+            "max_pods": sec.max_pods,
+            "enable_encryption_at_host": sec.encryption_at_host,
+        }
         self.workspace = operationalinsights.Workspace(
             f"{name}-logs",
             resource_group_name=args.resource_group_name,
@@ -72,6 +84,15 @@ class Cluster(pulumi.ComponentResource):
                 type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
             ),
             enable_rbac=True,
+            aad_profile=containerservice.ManagedClusterAADProfileArgs(
+                managed=True, enable_azure_rbac=True, tenant_id=args.tenant_id
+            ),
+            disable_local_accounts=not sec.local_accounts,
+            api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
+                authorized_ip_ranges=list(sec.authorized_ip_ranges)
+            )
+            if sec.authorized_ip_ranges
+            else None,
             agent_pool_profiles=[
                 containerservice.ManagedClusterAgentPoolProfileArgs(
                     name=SYSTEM_POOL,
@@ -83,6 +104,7 @@ class Cluster(pulumi.ComponentResource):
                     type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
                     availability_zones=zones,
                     node_taints=["CriticalAddonsOnly=true:NoSchedule"],
+                    **nodes,
                 )
             ],
             network_profile=containerservice.ContainerServiceNetworkProfileArgs(
@@ -102,7 +124,9 @@ class Cluster(pulumi.ComponentResource):
                 "omsagent": containerservice.ManagedClusterAddonProfileArgs(
                     enabled=True,
                     config={"logAnalyticsWorkspaceResourceID": self.workspace.id, "useAADAuth": "true"},
-                )
+                ),
+                # Said explicitly (CKV_AZURE_8): the dashboard would be a second, unaudited way in.
+                "kubeDashboard": containerservice.ManagedClusterAddonProfileArgs(enabled=False),
             },
             auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=s.upgrade_channel,
@@ -126,19 +150,28 @@ class Cluster(pulumi.ComponentResource):
             max_count=s.node_max_count,
             availability_zones=zones,
             orchestrator_version=s.kubernetes_version,
+            **nodes,
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=pool_ignore_changes(s)),
         )
+        skip_arm_checks(self.cluster, _cluster_skips(sec))
+        skip_arm_checks(self.workload_pool, _pool_skips(sec))
         self.cluster_name: pulumi.Output[str] = self.cluster.name
+        self.cluster_id: pulumi.Output[str] = self.cluster.id
         self.kubelet_object_id: pulumi.Output[str] = self.cluster.identity_profile.apply(_kubelet_object_id)
         self.oidc_issuer_url = self.cluster.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else None)
         credentials = containerservice.list_managed_cluster_user_credentials_output(
             resource_group_name=args.resource_group_name, resource_name=self.cluster.name
         )
         # The SDK does not mark credentials secret (pulumi-azure-native#692): do it here, at the source.
-        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(credentials.apply(decode_kubeconfig))
+        # Only the cluster part (server, CA) is kept; kubelogin signs in (no credential in the kubeconfig).
+        kubeconfig = pulumi.Output.all(credentials.apply(decode_kubeconfig), args.tenant_id).apply(
+            lambda a: kubelogin_kubeconfig(a[0], sec.kubelogin_mode, a[1])
+        )
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig)
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
+                "cluster_id": self.cluster_id,
                 "kubelet_object_id": self.kubelet_object_id,
                 "oidc_issuer_url": self.oidc_issuer_url,
                 "kubeconfig": self.kubeconfig,
@@ -182,3 +215,39 @@ def _kubelet_object_id(profile) -> str:
     if not profile or "kubeletidentity" not in profile:
         raise ValueError("the AKS cluster reported no kubeletidentity in identity_profile")
     return profile["kubeletidentity"].object_id
+
+
+#: Accepted on every stack: the program mounts no Key Vault secrets, so the Secrets Store CSI driver
+#: add-on (CKV_AZURE_172 checks its rotation setting) would be one more privileged DaemonSet for nothing.
+SECRETS_STORE_SKIP = (
+    "no Key Vault secrets are mounted (the API key is a Kubernetes Secret), so the Secrets Store CSI "
+    "driver add-on whose rotation this checks is not installed"
+)
+
+
+def _pool_skips(sec: SecuritySettings) -> dict[str, str]:
+    """checkov findings accepted for the node pools, with the stack setting that explains each."""
+    skips = {}
+    if not sec.encryption_at_host:
+        skips["CKV_AZURE_227"] = (
+            "encryptionAtHost is false for this stack so it deploys in a subscription without the "
+            "Microsoft.Compute/EncryptionAtHost feature registered (node temp disks are not host-encrypted)"
+        )
+    return skips
+
+
+def _cluster_skips(sec: SecuritySettings) -> dict[str, str]:
+    skips = {"CKV_AZURE_172": SECRETS_STORE_SKIP, **_pool_skips(sec)}
+    if sec.local_accounts:
+        skips["CKV_AZURE_141"] = (
+            "localAccounts is true for this stack: the admin certificate stays as a break-glass path; "
+            "the program itself signs in with Entra ID through kubelogin"
+        )
+    if not sec.authorized_ip_ranges:
+        skips["CKV_AZURE_6"] = (
+            "apiServerAuthorizedIpRanges is empty for this stack: the API server is reachable from the "
+            "internet but needs an Entra token with an Azure RBAC role (the policy pack warns)"
+        )
+    if sec.os_disk_type != "Ephemeral":
+        skips["CKV_AZURE_226"] = "osDiskType is Managed for this stack (a VM size without a local disk)"
+    return skips

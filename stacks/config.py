@@ -175,6 +175,7 @@ class StackConfig:
     deploy: DeploySettings  # image delivery: buildOnPreview, localCluster
     api_key: Any = None  # pulumi.Output[str] marked secret, or None (no API key: endpoints open)
     model: ModelSettings | None = None  # None only for callers that build a StackConfig by hand
+    security: SecuritySettings | None = None  # always set by load_config
 
     @property
     def is_azure(self) -> bool:
@@ -566,7 +567,125 @@ def _deploy_settings(r: _Reader, kube_context: str | None) -> DeploySettings:
         name = kube_context or "docker-desktop"
     return DeploySettings(
         build_on_preview=build_on_preview, local_cluster=local_cluster, local_cluster_name=name
+    )
 
+
+#: `kubelogin get-token --login` modes that work without a browser (Azure/kubelogin README, "Login modes").
+KUBELOGIN_MODES = ("azurecli", "workloadidentity", "spn", "msi", "azd")
+OS_DISK_TYPES = ("Ephemeral", "Managed")
+#: Local (temp) disk of VM sizes an ephemeral OS disk can live on, GiB (Microsoft Learn, "Ddsv5 and Ddv5
+#: sizes" / "Dadsv5 sizes": temp storage); the Dsv5 sizes have no local disk (0). Sizes not listed are
+#: left to Azure's own validation.
+LOCAL_DISK_GIB = {
+    **{f"Standard_D{n}s_v5": 0 for n in (2, 4, 8, 16, 32)},
+    **{f"Standard_D{n}ds_v5": 75 * n // 2 for n in (2, 4, 8, 16, 32)},
+    **{f"Standard_D{n}ads_v5": 75 * n // 2 for n in (2, 4, 8, 16, 32)},
+}
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
+#: Domains Let's Encrypt refuses as an account contact ("invalid contact domain"): RFC 2606 / 6761 names.
+_FORBIDDEN_CONTACT = re.compile(r"(^|\.)(example\.(com|net|org)|example|test|invalid|localhost)$")
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """Access and hardening (issue 11). Cluster fields apply to target azure only.
+
+    `authorized_ip_ranges`: CIDRs for the API server (empty: public). `os_disk_size_gb`: GB.
+    `tls`: HTTPS at https://<dns_label>.<region>.cloudapp.azure.com with a Let's Encrypt certificate.
+    """
+
+    local_accounts: bool
+    kubelogin_mode: str
+    deployer_principal_type: str
+    authorized_ip_ranges: tuple[str, ...]
+    os_disk_type: str
+    os_disk_size_gb: int
+    max_pods: int
+    encryption_at_host: bool
+    untagged_retention_days: int
+    tls: bool
+    dns_label: str | None
+    tls_contact_email: str | None
+
+
+def _bool(r: _Reader, name: str) -> bool:
+    """A `type: boolean` key: YAML bool or the CLI's text "true" / "false"."""
+    value = str(r.raw(name)).lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"{r.key(name)} must be true or false, got {r.raw(name)!r}")
+    return value == "true"
+
+
+def _cidrs(r: _Reader, name: str) -> tuple[str, ...]:
+    ranges = r.list(name)
+    for cidr in ranges:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as exc:
+            raise ConfigError(f"{r.key(name)} has an invalid CIDR {cidr!r}: {exc}") from None
+    return ranges
+
+
+def _os_disk(r: _Reader, vm_sizes: tuple[str, ...]) -> tuple[str, int]:
+    """`osDiskType` and `osDiskSizeGb`; an ephemeral disk must fit every pool's local disk."""
+    disk_type = r.choice("osDiskType", OS_DISK_TYPES)
+    size = r.int("osDiskSizeGb", minimum=30, maximum=2048)
+    if disk_type == "Ephemeral":
+        for vm_size in vm_sizes:
+            local = LOCAL_DISK_GIB.get(vm_size)
+            if local is not None and size > local:
+                raise ConfigError(
+                    f"{r.key('osDiskSizeGb')} ({size}) does not fit the {local} GiB local disk of {vm_size} "
+                    f"for an ephemeral OS disk (sizes without a local disk, e.g. Dsv5, need the Ddsv5 "
+                    f"variant, or {r.key('osDiskType')}: Managed)"
+                )
+    return disk_type, size
+
+
+def _tls(r: _Reader, target: str) -> tuple[bool, str | None, str | None]:
+    """`tls`, `dnsLabel`, `tlsContactEmail`: both names are required when TLS is on (azure only)."""
+    if not _bool(r, "tls"):
+        return False, None, None
+    if target != "azure":
+        raise ConfigError(f"{r.key('tls')} needs target azure (the name is an Azure cloudapp DNS label)")
+    label = r.str("dnsLabel")
+    if label is None:
+        raise ConfigError(f"{r.key('dnsLabel')} must be set when {r.key('tls')} is true")
+    if not _DNS_LABEL.match(label):
+        raise ConfigError(f"{r.key('dnsLabel')} is not a valid DNS label (RFC 1123): {label!r}")
+    email = r.str("tlsContactEmail")
+    if email is None:
+        raise ConfigError(f"{r.key('tlsContactEmail')} must be set when {r.key('tls')} is true")
+    if not _EMAIL.match(email) or _FORBIDDEN_CONTACT.search(email.rsplit("@", 1)[-1].lower()):
+        raise ConfigError(
+            f"{r.key('tlsContactEmail')} must be a deliverable e-mail address (Let's Encrypt refuses "
+            f"reserved domains such as example.com), got {email!r}"
+        )
+    return True, label, email
+
+
+def _security_settings(r: _Reader, target: str, vm_sizes: tuple[str, ...]) -> SecuritySettings:
+    ranges = _cidrs(r, "apiServerAuthorizedIpRanges")
+    if target == "azure" and _bool(r, "requireAuthorizedIpRanges") and not ranges:
+        raise ConfigError(
+            f"{r.key('apiServerAuthorizedIpRanges')} must list the CIDRs allowed to reach the API server: "
+            f"{r.key('requireAuthorizedIpRanges')} is true for this stack"
+        )
+    disk_type, disk_size = _os_disk(r, vm_sizes)
+    tls, dns_label, email = _tls(r, target)
+    return SecuritySettings(
+        local_accounts=_bool(r, "localAccounts"),
+        kubelogin_mode=r.choice("kubeloginMode", KUBELOGIN_MODES),
+        deployer_principal_type=r.choice("deployerPrincipalType", PRINCIPAL_TYPES),
+        authorized_ip_ranges=ranges,
+        os_disk_type=disk_type,
+        os_disk_size_gb=disk_size,
+        max_pods=r.int("maxPods", minimum=50, maximum=250),
+        encryption_at_host=_bool(r, "encryptionAtHost"),
+        untagged_retention_days=r.int("untaggedRetentionDays", minimum=0, maximum=365),
+        tls=tls,
+        dns_label=dns_label,
+        tls_contact_email=email,
     )
 
 
@@ -606,6 +725,8 @@ def load_config(
     if not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*$", repository):
         raise ConfigError(f"{r.key('imageRepository')} is not a valid repository path: {repository!r}")
     kube_context = r.str("kubeContext")
+    cluster = _cluster_settings(r, kubernetes_version) if target == "azure" else None
+    vm_sizes = (cluster.system_vm_size, cluster.node_vm_size) if cluster else ()
     return StackConfig(
         stack=stack,
         target=target,
@@ -615,11 +736,12 @@ def load_config(
         registry_name=registry_name,
         image_repository=repository,
         kube_context=kube_context,
-        cluster=_cluster_settings(r, kubernetes_version) if target == "azure" else None,
+        cluster=cluster,
         workload=_workload_settings(r),
         api_key=_api_key(r, is_secret),
         model=_model_settings(r, target),
         deploy=_deploy_settings(r, kube_context),
+        security=_security_settings(r, target, vm_sizes),
     )
 
 

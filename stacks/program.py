@@ -12,14 +12,15 @@ from pulumi_azure_native import authorization, resources
 from stacks.acr_auth import exchange_refresh_token
 from stacks.acr_pull import AcrPull, AcrPullArgs
 from stacks.cluster import AGENT_POOL_LABEL, WORKLOAD_POOL, Cluster, ClusterArgs
+from stacks.cluster_access import ClusterAccess, ClusterAccessArgs
 from stacks.config import PROJECT, StackConfig
-from stacks.image import Image, ImageArgs
 from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
 from stacks.image import AZURE_PLATFORMS, Image, ImageArgs
 from stacks.local_image import LocalImage, LocalImageArgs
 from stacks.monitoring import ContainerInsights, ContainerInsightsArgs
 from stacks.registry import Registry, RegistryArgs, registry_name_prefix
-from stacks.workload import Workload, WorkloadArgs
+from stacks.tls import Tls, TlsArgs
+from stacks.workload import SERVICE_PORT, Workload, WorkloadArgs
 
 SERVICE_CONTEXT = "service"
 SERVICE_DOCKERFILE = "service/Dockerfile"
@@ -111,7 +112,7 @@ def _unknown() -> pulumi.Output[str]:
 
 
 def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]:
-    assert cfg.cluster is not None and cfg.location is not None
+    assert cfg.cluster is not None and cfg.location is not None and cfg.security is not None
     name = f"{PROJECT}-{cfg.stack}"
     client = authorization.get_client_config_output()
     group = resources.ResourceGroup(f"{name}-rg", location=cfg.location)
@@ -123,9 +124,21 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             sku=cfg.registry_sku,
             name_prefix=registry_name_prefix("aic", cfg.stack),
             name=cfg.registry_name,
+            untagged_retention_days=cfg.security.untagged_retention_days,
         ),
     )
-    cluster = Cluster("cluster", ClusterArgs(group.name, group.location, cfg.cluster))
+    cluster = Cluster(
+        "cluster", ClusterArgs(group.name, group.location, cfg.cluster, cfg.security, client.tenant_id)
+    )
+    access = ClusterAccess(
+        "cluster-access",
+        ClusterAccessArgs(
+            principal_id=client.object_id,
+            principal_type=cfg.security.deployer_principal_type,
+            cluster_id=cluster.cluster_id,
+            subscription_id=client.subscription_id,
+        ),
+    )
     ContainerInsights(
         "insights",
         ContainerInsightsArgs(
@@ -157,28 +170,30 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
     provider = k8s.Provider(
         "aks",
         kubeconfig=cluster.kubeconfig,
-        opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool]),
+        opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool, access.assignment]),
     )
+    tls = cfg.security.tls
     workload = Workload(
         "classifier",
         WorkloadArgs(
             settings=cfg.workload,
             image=image.ref,
             image_pull_policy="Always",
-            service_annotations={
-                "service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": "/readyz"
-            },
+            service_annotations={}
+            if tls
+            else {"service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": "/readyz"},
             depends_on=[acr_pull.assignment]
             + ([repository.reader_assignment, repository.federated_credential] if repository else []),
             api_key=cfg.api_key,
             model=cfg.model,
             workload_identity_client_id=repository.identity_client_id if repository else None,
             node_selector={AGENT_POOL_LABEL: WORKLOAD_POOL},
+            service_type="ClusterIP" if tls else "LoadBalancer",
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[acr_pull]),
     )
     outputs = {
-        "endpoint": workload.endpoint,
+        "endpoint": _https(cfg, workload, provider).endpoint if tls else workload.endpoint,
         "image": image.ref,
         "registry": registry.login_server,
         "cluster_name": cluster.cluster_name,
@@ -190,6 +205,26 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         outputs["model_storage_account_url"] = repository.blob_endpoint
         outputs["model_identity_client_id"] = repository.identity_client_id
     return outputs
+
+
+def _https(cfg: StackConfig, workload: Workload, provider: k8s.Provider) -> Tls:
+    """The TLS ingress in front of the workload's (ClusterIP) Service: `https://<dnsLabel>.<region>...`."""
+    assert cfg.security is not None and cfg.location is not None
+    return Tls(
+        "tls",
+        TlsArgs(
+            dns_label=cfg.security.dns_label,
+            region=cfg.location,
+            contact_email=cfg.security.tls_contact_email,
+            namespace=workload.namespace.metadata.name,
+            service_name=workload.service.metadata.name,
+            service_port=SERVICE_PORT,
+            app_name=cfg.workload.app_name,
+            source_ranges=cfg.workload.allowed_source_ranges,
+            labels=workload.labels,
+        ),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+    )
 
 
 def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:

@@ -33,6 +33,7 @@ class WorkloadArgs:
     `model_storage_secret`: name of an optional Secret holding an emulator's connection string (local).
     `node_selector`: node labels the pods require (on AKS the workload pool's
     `kubernetes.azure.com/agentpool` label); empty for any node.
+    `service_type`: `LoadBalancer` (public, plain HTTP on port 80) or `ClusterIP` (behind the TLS ingress).
     """
 
     settings: WorkloadSettings
@@ -47,6 +48,7 @@ class WorkloadArgs:
     workload_identity_client_id: pulumi.Input[str] | None = None
     model_storage_secret: str | None = None
     node_selector: dict[str, str] = field(default_factory=dict)
+    service_type: str = "LoadBalancer"
 
 
 #: Deployment create/update await (pulumi-kubernetes waits for the rollout, 10 min by default). A first
@@ -170,7 +172,7 @@ class Workload(pulumi.ComponentResource):
             f"{name}-service",
             metadata=meta(s.app_name, annotations=args.service_annotations or None),
             spec=k8s.core.v1.ServiceSpecArgs(
-                type="LoadBalancer",
+                type=args.service_type,
                 selector=labels,
                 ports=[
                     k8s.core.v1.ServicePortArgs(
@@ -181,7 +183,9 @@ class Workload(pulumi.ComponentResource):
                         app_protocol="http",
                     )
                 ],
-                load_balancer_source_ranges=list(s.allowed_source_ranges) or None,
+                load_balancer_source_ranges=(list(s.allowed_source_ranges) or None)
+                if args.service_type == "LoadBalancer"
+                else None,
             ),
             opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
         )
@@ -235,6 +239,7 @@ class Workload(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.labels = labels
         self.endpoint: pulumi.Output[str] = self.service.status.apply(_endpoint)
         self.register_outputs(
             {"namespace": ns, "service_name": self.service.metadata.name, "endpoint": self.endpoint}

@@ -37,7 +37,32 @@ KUBELET_OBJECT_ID = "kkkkkkkk-0000-0000-0000-000000000002".replace("k", "b")
 CONTROL_PLANE_PRINCIPAL_ID = "cccccccc-0000-0000-0000-000000000003"
 ARM_TOKEN = "fake-arm-access-token"
 ACR_REFRESH_TOKEN = "fake-acr-refresh-token"
-KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
+#: What `listClusterUserCredential` returns for a managed-Entra cluster: server + CA, and a user that runs
+#: kubelogin in device-code mode (the shape `az aks get-credentials` writes for such a cluster).
+KUBE_SERVER = "https://cluster-abc123.hcp.westeurope.azmk8s.io:443"
+KUBE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nfake-ca\n-----END CERTIFICATE-----\n").decode()
+KUBECONFIG = f"""apiVersion: v1
+kind: Config
+clusters:
+- name: cluster-aks
+  cluster:
+    server: {KUBE_SERVER}
+    certificate-authority-data: {KUBE_CA}
+contexts:
+- name: cluster-aks
+  context:
+    cluster: cluster-aks
+    user: clusterUser_rg_cluster-aks
+current-context: cluster-aks
+users:
+- name: clusterUser_rg_cluster-aks
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: kubelogin
+      args: [get-token, --environment, AzurePublicCloud, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630,
+        --client-id, 80faf920-1908-4b52-b5ef-a8e7bedfc67a, --tenant-id, {TENANT_ID}, --login, devicecode]
+"""
 REDACTED = "<secret>"
 LOAD_BALANCER_IP = "20.50.100.7"
 OIDC_ISSUER_URL = "https://oidc.example/issuer/"

@@ -147,10 +147,11 @@ def test_the_real_stacks_pass_every_rule(stack):
         assert any(t == rules.ACR for t, _ in resources)
 
 
-def test_pack_declares_the_five_policies():
+def test_pack_declares_the_six_policies():
     assert {p.name for p in rules.POLICIES} == {
         "acr-admin-user-disabled",
         "aks-rbac-enabled",
+        "aks-api-server-authorized-ranges",
         "containers-non-root-with-resources",
         "images-from-stack-registry",
         "kubeconfig-secret",

@@ -13,12 +13,33 @@ import pytest
 import yaml
 
 from stacks.config import load_config
-from tools import render_manifests
+from tools import cert_manager_schema, render_manifests
 from tools.stack_mocks import stack_file_config
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "prod", "local")
 VENV_BIN = Path(sys.executable).parent
+BUILT_IN_KINDS = {
+    "Namespace": "v1",
+    "ServiceAccount": "v1",
+    "Service": "v1",
+    "Deployment": "apps/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "PodDisruptionBudget": "policy/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+}
+#: With `tls` on (prod): the Ingress, and cert-manager's custom resources (checked by cert_manager_schema).
+TLS_KINDS = {"Ingress": "networking.k8s.io/v1"}
+CERT_MANAGER_KINDS = {"ClusterIssuer": "cert-manager.io/v1", "Certificate": "cert-manager.io/v1"}
+EXPECTED_KINDS = {
+    "dev": BUILT_IN_KINDS,
+    "local": BUILT_IN_KINDS,
+    "prod": {**BUILT_IN_KINDS, **TLS_KINDS, **CERT_MANAGER_KINDS},
+}
+
+
+def objects(out: Path) -> list[tuple[Path, dict]]:
+    return [(path, yaml.safe_load(path.read_text())) for path in sorted(out.glob("*.yaml"))]
 
 
 def schema_version(stack: str) -> str:
@@ -46,26 +67,18 @@ def rendered(request, tmp_path_factory) -> tuple[str, Path]:
 
 
 def test_one_file_per_object_with_real_kinds(rendered):
-    _, out = rendered
+    stack, out = rendered
     kinds = {}
     for path in sorted(out.glob("*.yaml")):
         (obj,) = list(yaml.safe_load_all(path.read_text()))
         assert list(obj)[:3] == ["apiVersion", "kind", "metadata"], path.name
         kinds[obj["kind"]] = obj["apiVersion"]
-    assert kinds == {
-        "Namespace": "v1",
-        "ServiceAccount": "v1",
-        "Service": "v1",
-        "Deployment": "apps/v1",
-        "HorizontalPodAutoscaler": "autoscaling/v2",
-        "PodDisruptionBudget": "policy/v1",
-        "NetworkPolicy": "networking.k8s.io/v1",
-    }
+    assert kinds == EXPECTED_KINDS[stack]
 
 
 def test_kubernetes_validate_strict(rendered):
     stack, out = rendered
-    files = sorted(str(p) for p in out.glob("*.yaml"))
+    files = [str(p) for p, obj in objects(out) if obj["kind"] not in CERT_MANAGER_KINDS]
     result = subprocess.run(
         [
             str(VENV_BIN / "kubernetes-validate"),
@@ -80,6 +93,43 @@ def test_kubernetes_validate_strict(rendered):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("passed") == len(files)
+
+
+def test_cert_manager_resources_fit_the_documented_v1_api(rendered):
+    """kubernetes-validate has no schema for custom resources: check them against cert-manager's v1 API."""
+    stack, out = rendered
+    custom = [(p, obj) for p, obj in objects(out) if obj["kind"] in CERT_MANAGER_KINDS]
+    assert len(custom) == (2 if stack == "prod" else 0)
+    for path, obj in custom:
+        assert cert_manager_schema.validate(obj) == [], path.name
+
+
+def test_cert_manager_schema_check_catches_wrong_fields():
+    issuer = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "ClusterIssuer",
+        "metadata": {"name": "le"},
+        "spec": {"acme": {"server": "https://acme", "privateKeySecretRef": {"name": "k"}, "solvers": []}},
+    }
+    assert cert_manager_schema.validate(issuer) == []
+    typo = {**issuer, "spec": {"acme": {**issuer["spec"]["acme"], "emial": "a@b.org"}}}
+    assert cert_manager_schema.validate(typo) == ["spec.acme.emial: unknown field"]
+    solver = {"http01": {"ingress": {"ingressClass": "traefik"}}}
+    bad_solver = {**issuer, "spec": {"acme": {**issuer["spec"]["acme"], "solvers": [solver]}}}
+    assert cert_manager_schema.validate(bad_solver) == [
+        "spec.acme.solvers[0].http01.ingress.ingressClass: unknown field"
+    ]
+    no_key = {**issuer, "spec": {"acme": {"server": "https://acme"}}}
+    assert cert_manager_schema.validate(no_key) == ["spec.acme.privateKeySecretRef: required"]
+    certificate = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {"name": "c"},
+        "spec": {"secretName": "s", "issuerRef": {"name": "le"}, "privateKey": {"algorithm": "DSA"}},
+    }
+    assert cert_manager_schema.validate(certificate) == [
+        "spec.privateKey.algorithm: 'DSA' is not one of ['ECDSA', 'Ed25519', 'RSA']"
+    ]
 
 
 def test_checkov_finds_nothing_unannotated(rendered):

@@ -54,6 +54,7 @@ def test_dev_declares_the_whole_stack(dev):
         "aks-image-classifier:registry:Registry",
         "aks-image-classifier:cluster:Cluster",
         "aks-image-classifier:acr_pull:AcrPull",
+        "aks-image-classifier:cluster_access:ClusterAccess",
         "aks-image-classifier:image:Image",
         "aks-image-classifier:workload:Workload",
         "aks-image-classifier:model_repository:ModelRepository",
@@ -85,7 +86,9 @@ def test_children_hang_off_their_components(dev):
     }
     for type_, module in expected_parent.items():
         assert components[dev.one(type_).parent].split(":")[1] == module, type_
-    assert components[acr_pull_role(dev).parent].split(":")[1] == "acr_pull"
+    roles = {r.name: components[r.parent].split(":")[1] for r in dev.of_type(ROLE)}
+    assert roles["acr-pull-assignment"] == "acr_pull"
+    assert roles["cluster-access-assignment"] == "cluster_access"
 
 
 def test_registry_has_no_admin_user_no_anonymous_pull_and_a_valid_unique_name(dev, prod):
@@ -93,7 +96,7 @@ def test_registry_has_no_admin_user_no_anonymous_pull_and_a_valid_unique_name(de
     assert acr["adminUserEnabled"] is False
     assert acr["anonymousPullEnabled"] is False
     assert acr["sku"] == {"name": "Basic"}
-    assert prod.one(ACR).inputs["sku"] == {"name": "Standard"}
+    assert prod.one(ACR).inputs["sku"] == {"name": "Premium"}
     names = {acr["registryName"], prod.one(ACR).inputs["registryName"]}
     assert all(re.fullmatch(r"[a-z0-9]{5,50}", n) for n in names) and len(names) == 2, names
     assert (
@@ -108,7 +111,7 @@ def test_cluster_identity_network_monitoring_and_upgrades(dev):
     assert aks["enableRBAC"] is True
     assert "kubernetesVersion" not in aks  # unset: AKS picks its default for new clusters
     (system,) = aks["agentPoolProfiles"]
-    assert system["mode"] == "System" and system["count"] == 1 and system["vmSize"] == "Standard_D2s_v5"
+    assert system["mode"] == "System" and system["count"] == 1 and system["vmSize"] == "Standard_D2ds_v5"
     net = aks["networkProfile"]
     assert (net["networkPlugin"], net["networkPluginMode"], net["networkPolicy"]) == (
         "azure",
@@ -128,7 +131,7 @@ def test_cluster_identity_network_monitoring_and_upgrades(dev):
 def test_workload_pool_is_a_separate_autoscaled_agent_pool(dev, prod):
     pool = dev.one(POOL).inputs
     assert pool["resourceName"] == dev.one(AKS).state["name"]
-    assert pool["mode"] == "User" and pool["vmSize"] == "Standard_D4s_v5"
+    assert pool["mode"] == "User" and pool["vmSize"] == "Standard_D4ds_v5"
     assert (pool["enableAutoScaling"], pool["minCount"], pool["maxCount"]) == (True, 1, 3)
     prod_pool = prod.one(POOL).inputs
     assert (prod_pool["minCount"], prod_pool["maxCount"]) == (3, 12)
@@ -190,7 +193,9 @@ def test_workload_waits_for_acr_pull_and_uses_the_cluster_provider(dev):
     provider = dev.one("pulumi:providers:kubernetes")
     assert "deleteUnreachable" not in provider.inputs
     assert mocks.is_secret(provider.raw_inputs["kubeconfig"])
-    assert provider.inputs["kubeconfig"] == mocks.KUBECONFIG
+    # The credential kubeconfig converted to kubelogin (stacks.kubeconfig, test_cluster_access.py).
+    assert provider.inputs["kubeconfig"] == dev.outputs["kubeconfig"]
+    assert mocks.KUBE_SERVER in provider.inputs["kubeconfig"]
     for r in dev.resources:
         if r.type.startswith("kubernetes:"):
             assert r.provider.startswith(provider.urn), (r.type, r.provider)
@@ -200,7 +205,7 @@ def test_outputs_and_kubeconfig_secret(dev):
     assert dev.outputs["endpoint"] == f"http://{mocks.LOAD_BALANCER_IP}/"
     assert dev.outputs["cluster_name"] == dev.one(AKS).state["name"]
     assert dev.outputs["resource_group"] == dev.one("azure-native:resources:ResourceGroup").state["name"]
-    assert dev.outputs["kubeconfig"] == mocks.KUBECONFIG
+    assert mocks.KUBE_SERVER in dev.outputs["kubeconfig"]
     assert "kubeconfig" in dev.secret_outputs
     assert {"endpoint", "image", "registry"}.isdisjoint(dev.secret_outputs)
 

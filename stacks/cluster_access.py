@@ -1,0 +1,50 @@
+"""Kubernetes access for the identity running `pulumi up`: an Azure RBAC role on the cluster scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import authorization
+
+from stacks.acr_pull import role_definition_id
+
+# Built-in role "Azure Kubernetes Service RBAC Cluster Admin" (every Kubernetes action in every
+# namespace): https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/containers
+# #azure-kubernetes-service-rbac-cluster-admin. The narrower "RBAC Admin" (3498e952-...) and "RBAC Writer"
+# (a7ffa36f-...) roles cannot create namespaces, and the program creates one, plus cert-manager's and
+# Traefik's cluster-scoped objects (CRDs, ClusterRoles, webhooks) when TLS is on.
+AKS_RBAC_CLUSTER_ADMIN_ROLE_ID = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+
+
+@dataclass
+class ClusterAccessArgs:
+    """`principal_id`: the deployer's Entra object id; `principal_type`: User | Group | ServicePrincipal
+    (Azure rejects a mismatch with `UnmatchedPrincipalType`); `cluster_id`: the AKS ARM id (scope)."""
+
+    principal_id: pulumi.Input[str]
+    principal_type: str
+    cluster_id: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+
+
+class ClusterAccess(pulumi.ComponentResource):
+    """Grants the deployer Kubernetes cluster-admin through Azure RBAC (no local account, no certificate).
+
+    Output: `assignment` (the `RoleAssignment`: the Kubernetes provider depends on it).
+    """
+
+    def __init__(self, name: str, args: ClusterAccessArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aks-image-classifier:cluster_access:ClusterAccess", name, None, opts)
+        self.assignment = authorization.RoleAssignment(
+            f"{name}-assignment",
+            principal_id=args.principal_id,
+            principal_type=authorization.PrincipalType(args.principal_type),
+            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
+                lambda sub: role_definition_id(sub, AKS_RBAC_CLUSTER_ADMIN_ROLE_ID)
+            ),
+            scope=args.cluster_id,
+            description="the identity running `pulumi up` manages the cluster's Kubernetes objects",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"assignment_id": self.assignment.id})

@@ -1,0 +1,158 @@
+"""Render the azure-native resources a stack declares as one ARM deployment template, for checkov.
+
+    python -m tools.render_arm --stack prod --out build/arm/prod.json
+
+Runs the Pulumi program in-process under mocks (`tools.stack_mocks`) with the stack's own
+`Pulumi.<stack>.yaml`. azure-native inputs are the ARM request body in camelCase with `properties`
+flattened (the provider's `x-ms-client-flatten` handling), so each resource is rebuilt as ARM sends it:
+the keys ARM keeps at the top of the body (`location`, `tags`, `identity`, `sku`, `zones`, ... per type)
+stay there, the rest goes under `properties`, and the Pulumi-only path inputs (`resourceGroupName`,
+`resourceName`, `agentPoolName`, ...) become the ARM `name` (`<cluster>/<pool>` for a child type). The
+apiVersion is the one the installed SDK calls ("Uses Azure REST API version ..." in its source).
+Accepted findings (`stacks.checkov_skips`) go into `metadata.checkov`, where checkov's ARM framework
+reads inline suppressions. The template is for static analysis: values only the cloud knows are the mock
+stand-ins, and resources of several deployment scopes share one file. Exit status 2 on a config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import inspect
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
+_COMMON_TOP = ("location", "tags", "identity", "sku", "zones", "extendedLocation", "kind")
+
+
+@dataclass(frozen=True)
+class ArmType:
+    """How one azure-native type token maps onto ARM.
+
+    `type`: the ARM resource type. `names`: the Pulumi inputs that form the resource id's name segments,
+    parent first (joined with "/" into the ARM `name`). `top`: body keys ARM keeps outside `properties`.
+    `drop`: other Pulumi-only inputs (path parameters that are not part of the name).
+    """
+
+    type: str
+    names: tuple[str, ...]
+    top: tuple[str, ...] = _COMMON_TOP
+    drop: tuple[str, ...] = ("resourceGroupName",)
+
+
+#: Type token -> ARM type. ARM types and body layout from the Azure REST API specs of each provider
+#: (Microsoft.ContainerService managedClusters 2025-09-01: `sku`, `identity`, `extendedLocation` at the
+#: top; agentPools: everything in `properties`; Microsoft.OperationalInsights workspaces: `sku` is a
+#: property; Microsoft.Authorization roleAssignments: an extension resource with a `scope`).
+ARM_TYPES: dict[str, ArmType] = {
+    "azure-native:resources:ResourceGroup": ArmType(
+        "Microsoft.Resources/resourceGroups", ("resourceGroupName",), ("location", "tags", "managedBy"), ()
+    ),
+    "azure-native:containerservice:ManagedCluster": ArmType(
+        "Microsoft.ContainerService/managedClusters", ("resourceName",)
+    ),
+    "azure-native:containerservice:AgentPool": ArmType(
+        "Microsoft.ContainerService/managedClusters/agentPools", ("resourceName", "agentPoolName"), ()
+    ),
+    "azure-native:containerregistry:Registry": ArmType(
+        "Microsoft.ContainerRegistry/registries", ("registryName",)
+    ),
+    "azure-native:operationalinsights:Workspace": ArmType(
+        "Microsoft.OperationalInsights/workspaces",
+        ("workspaceName",),
+        ("location", "tags", "identity", "etag"),
+    ),
+    "azure-native:authorization:RoleAssignment": ArmType(
+        "Microsoft.Authorization/roleAssignments", ("roleAssignmentName",), ("scope",), ()
+    ),
+}
+
+
+class UnmappedType(LookupError):
+    """An azure-native resource type with no entry in `ARM_TYPES` (add one)."""
+
+
+@functools.cache
+def api_version(token: str) -> str:
+    """The ARM API version the installed pulumi-azure-native uses for `token` (from the SDK source)."""
+    _, module, cls = token.split(":")
+    sdk_class = getattr(importlib.import_module(f"pulumi_azure_native.{module}"), cls)
+    source = Path(inspect.getsourcefile(sdk_class))
+    match = re.search(r"Uses Azure REST API version (\d{4}-\d{2}-\d{2}(?:-preview)?)", source.read_text())
+    if not match:
+        raise LookupError(f"no REST API version in the SDK source of {token}")
+    return match.group(1)
+
+
+def arm_resource(token: str, logical_name: str, inputs: dict[str, Any], skips: dict[str, str]) -> dict:
+    """One ARM template resource from a resource's (camelCase, secret-redacted) Pulumi inputs."""
+    if token not in ARM_TYPES:
+        raise UnmappedType(f"{token} has no ARM mapping in tools.render_arm.ARM_TYPES")
+    spec = ARM_TYPES[token]
+    name = "/".join(str(inputs.get(key) or logical_name) for key in spec.names)
+    resource: dict[str, Any] = {"type": spec.type, "apiVersion": api_version(token), "name": name}
+    if skips:
+        resource["metadata"] = {"checkov": [f"{check}:{reason}" for check, reason in sorted(skips.items())]}
+    pulumi_only = set(spec.names) | set(spec.drop)
+    properties = {}
+    for key, value in inputs.items():
+        if key in pulumi_only:
+            continue
+        if key in spec.top:
+            resource[key] = value
+        else:
+            properties[key] = value
+    if properties:
+        resource["properties"] = properties
+    return resource
+
+
+def template(run) -> dict[str, Any]:
+    """The ARM deployment template of every azure-native resource in a `MockRun`, in declaration order."""
+    from stacks.checkov_skips import arm_skips
+    from tools.stack_mocks import _clean, _redact
+
+    resources = [
+        arm_resource(r.type, r.name, _clean(_redact(r.raw_inputs)), arm_skips(r.urn))
+        for r in run.resources
+        if r.type.startswith("azure-native:")
+    ]
+    return {"$schema": SCHEMA, "contentVersion": "1.0.0.0", "resources": resources}
+
+
+def render(stack: str, out: Path, root: Path = ROOT) -> dict[str, Any]:
+    """Write stack `stack`'s template to `out` (JSON); return it."""
+    from tools.stack_mocks import run_program, stack_file_config
+
+    document = template(run_program(stack_file_config(stack, root), stack))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    return document
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default dev)")
+    parser.add_argument("--out", type=Path, default=None, help="output file (default build/arm/<stack>.json)")
+    args = parser.parse_args(argv)
+    from stacks.config import ConfigError
+
+    out = args.out or ROOT / "build" / "arm" / f"{args.stack}.json"
+    try:
+        document = render(args.stack, out)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{out}: {len(document['resources'])} resources")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
