@@ -7,7 +7,7 @@ PORT ?= 8080
 STACK ?= dev
 MANIFESTS ?= build/manifests/$(STACK)
 
-.PHONY: help install serve test lint format manifests model bench bench-quick clean
+.PHONY: help install serve test test-fast lint format manifests model bench bench-quick clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ model: $(VENV)/.installed  ## Write a seeded random-weight model (offline demo):
 
 test: install lint  ## Lint, then every test: service, browser, Pulumi mocks, manifests, Dockerfile, policy, benchmark (quick).
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
+
+test-fast: install  ## Every test but the slow ones (benchmark, long fuzz, soak: `-m "not slow"`); CI runs `make test`.
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest -m "not slow"
 
 lint: $(VENV)/.installed  ## ruff on the whole tree.
 	$(VENV)/bin/ruff check .
