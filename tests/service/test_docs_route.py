@@ -36,3 +36,22 @@ def test_docs_enabled_false_serves_no_docs_but_still_the_schema():
         assert client.get("/docs").status_code == 404
         assert client.get("/docs/assets/swagger-ui.css").status_code == 404
         assert client.get("/openapi.json").status_code == 200
+
+
+def test_swagger_ui_renders_the_operations_in_a_browser_without_leaving_the_server(live_server):
+    from playwright.sync_api import sync_playwright
+
+    from tests.service.test_web import ARGS, CHROMIUM
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(live_server.url + "/docs")
+            page.wait_for_selector(".opblock", timeout=30_000)  # OpenAPI 3.1 parsed, operations listed
+            assert page.locator(".opblock-summary-path", has_text="/predict").count() >= 1
+            assert requests and all(url.startswith(live_server.url) for url in requests), requests
+        finally:
+            browser.close()
