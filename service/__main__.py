@@ -16,6 +16,7 @@ import sys
 from pydantic import ValidationError
 
 from service.errors import ModelLoadError
+from service.logs import configure_logging
 from service.settings import Settings, describe_error
 
 logger = logging.getLogger("service")
@@ -39,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     if settings.model_uri:  # download and verify before anything listens: ready means the fetched model
         from service.model_repository import ModelFetchError, fetch_model
 

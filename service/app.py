@@ -1,4 +1,12 @@
-"""``create_app()``: the FastAPI application. Importing this module loads no model; the lifespan does."""
+"""``create_app()``: the FastAPI application. Importing this module loads no model; the lifespan does.
+
+The request path, one module per step: ``routes/`` (HTTP) -> ``decode`` (bytes -> RGB image) ->
+``preprocess`` (pixels, then a normalised batch) -> ``batching`` (concurrent requests share a forward
+pass) -> ``model`` (``ImageClassifier.predict``) -> ``postprocess`` (top-k, labels); ``inference``
+(``InferenceEngine``) runs one request through them. Around it: ``deps`` (FastAPI dependencies),
+``errors`` (domain errors -> JSON), ``logs`` (request id, access log), ``metrics``, ``limits``,
+``security``, ``settings``; ``server`` (uvicorn, graceful shutdown) and ``__main__`` start it.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +19,13 @@ from fastapi import FastAPI
 from service import __version__
 from service.cpus import sizing_line
 from service.errors import ModelLoadError, install_error_handlers
+from service.inference import InferenceEngine
 from service.limits import BodyLimitMiddleware
-from service.metrics import Metrics, MetricsMiddleware
+from service.logs import AccessLogMiddleware
+from service.metrics import Metrics
 from service.model import ImageClassifier
-from service.pipeline import InferencePipeline
 from service.routes import health, predict, v2, web
+from service.routes.docs import DOCS_URL, install_docs
 from service.security import install_security
 from service.settings import Settings
 
@@ -25,10 +35,10 @@ logger = logging.getLogger("service")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load and warm the model before serving (``ModelLoadError`` aborts start-up); stop cleanly after."""
-    pipeline: InferencePipeline = app.state.pipeline
+    engine: InferenceEngine = app.state.engine
     logger.info(sizing_line(app.state.settings))
     try:
-        await pipeline.start()
+        await engine.start()
     except ModelLoadError as exc:
         app.state.startup_error = exc
         logger.error("model load failed: %s", exc)
@@ -36,7 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await pipeline.stop()
+        await engine.stop()
 
 
 def create_app(settings: Settings | None = None, classifier: ImageClassifier | None = None) -> FastAPI:
@@ -52,17 +62,19 @@ def create_app(settings: Settings | None = None, classifier: ImageClassifier | N
         version=__version__,
         description="Upload an image, get its top-k labels from a PyTorch model. JSON API, Open Inference "
                     "Protocol (KServe V2) under /v2, Prometheus metrics, probes.",
-        lifespan=lifespan,
+        lifespan=lifespan, docs_url=None, redoc_url=None,  # FastAPI's load from a CDN: see install_docs
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.pipeline = InferencePipeline(settings, metrics, classifier)
+    app.state.engine = InferenceEngine(settings, metrics, classifier)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    install_security(app, settings.cors_origins)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)
+    install_security(app, settings.cors_origins, docs_paths=(DOCS_URL,) if settings.docs_enabled else ())
     for module in (web, predict, health, v2):
         app.include_router(module.router)
     web.mount_static(app)
+    if settings.docs_enabled:
+        install_docs(app)
     v2.register_openapi_schemas(app)
     return app

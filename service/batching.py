@@ -1,16 +1,17 @@
 """Dynamic batcher: concurrent requests share one forward pass.
 
 Requests ``submit`` their images as tensors ``[3, H, W]`` or as coroutines that decode one (started only
-once admitted). Items join a FIFO in admission order; one asyncio task takes up to ``max_batch_size`` of
-them, waiting at most ``max_batch_delay_ms`` after the first for more, then waits (at most
-``DECODE_WAIT_S``) for those still being decoded, stacks them into ``[N, 3, H, W]`` and runs ``predict``
-in a dedicated inference thread; each item's result row goes back to its own future. So the batch is
-the oldest images, its delay overlaps their decoding, and a bad image fails only its own request (at
-once, when its decode raises). While a pass runs, a *full* batch is queued right behind it, so under
-load the inference thread goes from one pass to the next without waiting for the event loop; a partial
-batch waits for the pass to end (and may still fill up). Admission is bounded (``max_queue`` images
-admitted and not yet in or queued for a forward pass -> ``Overloaded``, HTTP 503 with ``Retry-After``)
-and every item has a deadline (``request_timeout_ms``, decoding included -> ``InferenceTimeout``, 504).
+once admitted), saying whether they are uint8 pixels or already normalised (``normalized``). Items join
+a FIFO in admission order; one asyncio task takes up to ``max_batch_size`` of them, waiting at most
+``max_batch_delay_ms`` after the first for more, then waits (at most ``DECODE_WAIT_S``) for those still
+being decoded, and in a dedicated inference thread ``collate``-s them into ``[N, 3, H, W]`` and runs
+``predict``; each item's result row goes back to its own future. So the batch is the oldest images,
+its delay overlaps their decoding, and a bad image fails only its own request (at once, when its
+decode raises). While a pass runs, a *full* batch is queued right behind it, so under load the
+inference thread goes from one pass to the next without waiting for the event loop; a partial batch
+waits for the pass to end (and may still fill up). Admission is bounded (``max_queue`` images admitted
+and not yet in or queued for a forward pass -> ``Overloaded``, HTTP 503 with ``Retry-After``) and every
+item has a deadline (``request_timeout_ms``, decoding included -> ``InferenceTimeout``, 504).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from service.errors import InferenceFailed, InferenceTimeout, NotReady, Overloaded
+from service.logs import annotate
 from service.metrics import Metrics
 
 logger = logging.getLogger("service")
@@ -40,10 +42,22 @@ DECODE_WAIT_S = 0.1
 Input = torch.Tensor | Awaitable[torch.Tensor]
 
 
+#: ``collate(tensors, normalized)``: N x ``[3, H, W]`` -> the model's input ``[N, 3, H, W]``.
+Collate = Callable[[Sequence[torch.Tensor], bool], torch.Tensor]
+
+
+def stack(tensors: Sequence[torch.Tensor], normalized: bool) -> torch.Tensor:
+    """The default ``Collate``: ``torch.stack``, whatever ``normalized`` says."""
+    return torch.stack(list(tensors))
+
+
 @dataclass(eq=False)
 class _Item:
     input: asyncio.Future  # -> tensor [3, H, W]; pending while the image is being decoded
     future: asyncio.Future  # -> result row [C]; the deadline is submit()'s asyncio.timeout_at
+    normalized: bool  # the tensor is already normalised (else uint8 pixels, normalised by collate)
+    ready_at: float = 0.0  # time.monotonic() when its tensor was ready (queue wait starts)
+    pass_size: int = 0  # images in the forward pass that answered it
 
 
 class Batcher:
@@ -51,12 +65,15 @@ class Batcher:
 
     def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor], *, max_batch_size: int,
                  max_batch_delay_ms: float, max_queue: int, request_timeout_ms: float,
-                 metrics: Metrics | None = None, executor: ThreadPoolExecutor | None = None) -> None:
-        """``executor``: the one thread every torch op of the model runs on (default: a new one); the
-        batcher owns it from here and shuts it down in ``stop()``. Stacking runs there too: once a
-        second thread runs a parallel torch op, OpenMP throttles its spin-waits for every thread
-        (more threads than CPUs) and forward passes get ~30 % slower (README "Performance")."""
+                 collate: Collate = stack, metrics: Metrics | None = None,
+                 executor: ThreadPoolExecutor | None = None) -> None:
+        """``collate`` turns a batch's tensors into ``predict``'s input (``Preprocessor.collate`` in the
+        service). ``executor``: the one thread every torch op of the model runs on (default: a new
+        one); the batcher owns it from here and shuts it down in ``stop()``. Collating runs there too:
+        once a second thread runs a parallel torch op, OpenMP throttles its spin-waits for every
+        thread (more threads than CPUs) and forward passes get ~30 % slower (docs/performance.md)."""
         self._predict = predict
+        self._collate = collate
         self.max_batch_size = max_batch_size
         self.max_delay = max_batch_delay_ms / 1000
         self.max_queue = max_queue
@@ -75,6 +92,17 @@ class Batcher:
         """Images admitted and neither in nor queued for a forward pass (decoding or waiting): what
         ``max_queue`` bounds."""
         return len(self._waiting) + len(self._parked) + len(self._collecting)
+
+    @property
+    def admitted(self) -> int:
+        """Images admitted and not answered yet: ``depth`` plus those in the forward passes in flight."""
+        return self.depth + sum(len(items) for items in self._passes.values())
+
+    @property
+    def passes_in_flight(self) -> int:
+        """Forward passes handed to the inference thread and not finished: 0, 1, or 2 (one running,
+        one full batch queued behind it)."""
+        return len(self._passes)
 
     async def start(self) -> None:
         """Start the collector task on the running loop and the inference thread."""
@@ -100,9 +128,11 @@ class Batcher:
             await asyncio.to_thread(self._executor.shutdown, wait=True)
         self._task = self._executor = None
 
-    async def submit(self, inputs: Sequence[Input]) -> list[torch.Tensor]:
+    async def submit(self, inputs: Sequence[Input], *, normalized: bool = False) -> list[torch.Tensor]:
         """Admit ``inputs`` (tensors ``[3, H, W]`` or coroutines making them) and return their rows
-        ``[C]``, in order. A coroutine starts only once its request is admitted.
+        ``[C]``, in order. A coroutine starts only once its request is admitted. ``normalized`` goes to
+        ``collate``: the tensors are already normalised (else uint8 pixels); the two never share a pass.
+        The size of the pass(es) that answered is noted on the request's log line (``batch_size``).
 
         All-or-nothing admission: raises ``Overloaded`` if they do not all fit under ``max_queue``,
         ``InferenceTimeout`` past the deadline, ``NotReady`` if the batcher is stopped, and the first
@@ -117,15 +147,16 @@ class Batcher:
             raise
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        items = [_Item(_as_future(value, loop), loop.create_future()) for value in inputs]
+        items = [_Item(_as_future(value, loop), loop.create_future(), normalized) for value in inputs]
         for item in items:
-            item.input.add_done_callback(lambda _, item=item: _fail_if_input_failed(item))
+            item.input.add_done_callback(lambda _, item=item: _input_done(item))
         self._waiting.extend(items)
         self._wakeup.set()
-        self._observe_depth()
         try:
             async with asyncio.timeout_at(deadline):
-                return list(await asyncio.gather(*(item.future for item in items)))
+                rows = list(await asyncio.gather(*(item.future for item in items)))
+            annotate(batch_size=max(item.pass_size for item in items))
+            return rows
         except TimeoutError:
             if self._metrics:
                 self._metrics.rejected.labels(reason="timeout").inc(len(items))
@@ -153,7 +184,6 @@ class Batcher:
                 await asyncio.wait(list(self._passes)[:1])
             busy = next(reversed(self._passes), None)  # the pass a new batch would queue behind
             batch = await self._collect(loop, busy)
-            self._observe_depth()
             if batch:
                 task = loop.create_task(self._pass(loop, batch), name="forward pass")
                 self._passes[task] = batch
@@ -216,13 +246,14 @@ class Batcher:
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
         groups: dict[tuple, list[_Item]] = {}
-        for item in batch:  # same shape and dtype stack together (all of them, normally)
+        for item in batch:  # same kind, shape and dtype collate together (all of them, normally)
             tensor = item.input.result()
-            groups.setdefault((*tensor.shape, tensor.dtype), []).append(item)
-        for items in groups.values():
+            groups.setdefault((item.normalized, *tensor.shape, tensor.dtype), []).append(item)
+        for (normalized, *_), items in groups.items():
             try:
-                result, seconds = await loop.run_in_executor(self._executor, self._stack_and_predict,
-                                                             [item.input.result() for item in items])
+                result, started, seconds = await loop.run_in_executor(
+                    self._executor, self._collate_and_predict, [item.input.result() for item in items],
+                    normalized)
             except Exception as exc:
                 logger.exception("forward pass on %s failed", [len(items), *items[0].input.result().shape])
                 error = InferenceFailed(f"model failed on a batch of {len(items)}: {exc}")
@@ -233,28 +264,21 @@ class Batcher:
             if self._metrics:
                 self._metrics.batch_size.observe(len(items))
                 self._metrics.inference_seconds.observe(seconds)
+                for item in items:
+                    self._metrics.queue_wait_seconds.observe(max(0.0, started - item.ready_at))
             for row, item in zip(result, items, strict=True):
+                item.pass_size = len(items)
                 if not item.future.done():
                     item.future.set_result(row)
 
-    def _stack_and_predict(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, float]:
-        """In the model thread: ``N x [3, H, W]`` -> ``[N, 3, H, W]`` -> ``predict``; also returns the
-        pass's own duration (s; a queued pass's wait is not part of it)."""
-        started = time.perf_counter()
-        result = self._predict(stack_images(tensors))
-        return result, time.perf_counter() - started
-
-    def _observe_depth(self) -> None:
-        if self._metrics:
-            self._metrics.queue_depth.set(self.depth)
-
-
-def stack_images(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``N x [3, H, W]`` -> ``[N, 3, H, W]``, channels-last when every image is (an ``[H, W, 3]`` array
-    seen as ``[3, H, W]``, as Pillow gives them): ``torch.stack`` would transpose each into NCHW."""
-    if all(t.dim() == 3 and t.permute(1, 2, 0).is_contiguous() for t in tensors):
-        return torch.stack([t.permute(1, 2, 0) for t in tensors]).permute(0, 3, 1, 2)
-    return torch.stack(list(tensors))
+    def _collate_and_predict(self, tensors: list[torch.Tensor], normalized: bool
+                             ) -> tuple[torch.Tensor, float, float]:
+        """In the model thread: ``N x [3, H, W]`` -> ``collate`` -> ``predict``. Returns the result, when
+        the pass started (``time.monotonic()``) and its own duration (s; a queued pass's wait is not
+        part of it)."""
+        started = time.monotonic()
+        result = self._predict(self._collate(tensors, normalized))
+        return result, started, time.monotonic() - started
 
 
 def _as_future(value: Input, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
@@ -268,12 +292,14 @@ def _as_future(value: Input, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
 
 def _decoded(item: _Item) -> bool:
     """``item``'s input is done with a tensor (not cancelled, no error). Its done-callbacks, e.g.
-    ``_fail_if_input_failed``, run a loop iteration later, so a failed input is checked here too."""
+    ``_input_done``, run a loop iteration later, so a failed input is checked here too."""
     return item.input.done() and not item.input.cancelled() and item.input.exception() is None
 
 
-def _fail_if_input_failed(item: _Item) -> None:
-    """Done-callback of an input: its error (e.g. ``BadRequest``) answers its request at once."""
+def _input_done(item: _Item) -> None:
+    """Done-callback of an input: its queue wait starts; its error (e.g. ``BadRequest``) answers its
+    request at once."""
+    item.ready_at = time.monotonic()
     if item.input.cancelled():
         return
     error = item.input.exception()

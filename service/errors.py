@@ -3,6 +3,13 @@
 Body shapes (chosen once, used everywhere):
 - Open Inference Protocol routes (``/v2...``): ``{"error": "<message>"}`` as the protocol requires.
 - Every other route: ``{"error": "<code>", "detail": <message or FastAPI's validation list>}``.
+- A 500 (a model failure or a bug) says only ``internal error`` plus the ``request_id`` (also in the
+  ``X-Request-ID`` header): the exception's text may hold internals, so it goes to the log only.
+
+Logging: a 500 logs its exception at ERROR with the request id; refusals a saturated server answers
+by the thousand (503 overloaded / not ready, 504 timeout) are summed into one WARNING per 10 s
+(``RateLimitedLog``) and counted in ``inference_rejected_total``; every request also has its access-log
+line (``service.logs``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.logs import REQUEST_ID_HEADER, RateLimitedLog, request_id
+
 logger = logging.getLogger("service")
+#: One WARNING per interval summing the 503 / 504 answers, instead of one per refused request.
+refusals = RateLimitedLog(logger, "requests refused")
+
+#: What a 500 tells the client.
+INTERNAL_ERROR = "internal error"
 
 
 class ServiceError(Exception):
@@ -117,13 +131,26 @@ def error_response(request: Request, status: int, code: str, detail: object,
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
 
 
+def internal_error_response(request: Request) -> JSONResponse:
+    """The generic 500: ``{"error": "internal error", "request_id": ...}`` (non-V2 routes: ``"error":
+    "internal_error", "detail": "internal error"``, as all their errors), the id also in ``X-Request-ID``."""
+    rid = request_id() or getattr(request.state, "request_id", None) or ""
+    body = {"error": INTERNAL_ERROR} if _is_v2(request) else {"error": "internal_error",
+                                                                "detail": INTERNAL_ERROR}
+    return JSONResponse(body | {"request_id": rid}, status_code=500, headers={REQUEST_ID_HEADER: rid})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers: domain errors, HTTP errors (404 route, 405...), validation, and the rest."""
 
     @app.exception_handler(ServiceError)
     async def _domain(request: Request, exc: ServiceError) -> JSONResponse:
-        if exc.status_code >= 500:
-            logger.warning("%s %s -> %d %s", request.method, request.url.path, exc.status_code, exc.message)
+        if exc.status_code == 500:
+            logger.error("%s %s -> 500 %s: %s", request.method, request.url.path, type(exc).__name__,
+                         exc.message)
+            return internal_error_response(request)
+        if exc.status_code > 500:
+            refusals.event(exc.code)
         return error_response(request, exc.status_code, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -141,5 +168,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request, 500, "internal_error", "internal server error")
+        # Starlette runs this outside the middleware stack: the request id comes from request.state.
+        logger.exception("unhandled error on %s %s", request.method, request.url.path,
+                         extra={"request_id": getattr(request.state, "request_id", None)})
+        return internal_error_response(request)

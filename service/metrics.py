@@ -1,21 +1,24 @@
-"""Prometheus metrics (prometheus-client), one registry per app, and the ASGI middleware recording requests.
+"""Prometheus metrics (prometheus-client), one registry per app.
 
 Series (names follow Prometheus conventions: base units, ``_total`` counters):
 - ``http_requests_total{method, route, status}``; ``http_request_duration_seconds{method, route}``
   (``route`` is the route template, e.g. ``/v2/models/{name}/infer``, or ``unmatched``);
-- ``inference_batch_size`` (images per forward pass), ``inference_duration_seconds`` (one forward pass),
-  ``inference_queue_depth`` (images admitted, neither in nor queued for a forward pass),
-  ``inference_rejected_total{reason}`` (queue_full / timeout),
-  ``image_preprocess_duration_seconds`` (decode + preprocess of one image);
-- ``model_ready`` (1 once loaded and warmed), ``model_info{name, version, format}``.
+  (counted and timed by ``service.logs.AccessLogMiddleware``);
+- one histogram per stage of the request path, as KServe's ``request_{preprocess,predict,postprocess}_
+  seconds``: ``image_preprocess_duration_seconds`` (decode + preprocess of one image, decode thread),
+  ``inference_queue_wait_seconds`` (an image ready until its forward pass starts),
+  ``inference_duration_seconds`` (one forward pass, collate included),
+  ``postprocess_duration_seconds`` (probabilities -> a request's response: top-k, labels);
+- ``inference_batch_size`` (images per forward pass), ``inference_rejected_total{reason}``
+  (queue_full / timeout);
+- ``inference_queue_depth`` (images admitted, neither in nor queued for a forward pass) and
+  ``model_ready`` (1 once loaded and warmed): read at scrape time from the running service
+  (``Gauge.set_function``), never written by a request handler; ``model_info{name, version, format}``.
 """
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)
@@ -38,38 +41,15 @@ class Metrics:
         self.preprocess_seconds = Histogram("image_preprocess_duration_seconds",
                                             "Decode + preprocess of one image (s).",
                                             buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_wait_seconds = Histogram("inference_queue_wait_seconds",
+                                            "From an image's tensor being ready to its forward pass "
+                                            "starting (s).", buckets=LATENCY_BUCKETS, registry=r)
+        self.postprocess_seconds = Histogram("postprocess_duration_seconds",
+                                             "Probabilities -> one request's response: top-k, labels (s).",
+                                             buckets=LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("inference_queue_depth", "Images admitted and neither in nor queued for a "
                                  "forward pass (decoding or waiting for a batch).", registry=r)
         self.rejected = Counter("inference_rejected", "Images refused: queue full or past deadline.",
                                 ["reason"], registry=r)
         self.model_ready = Gauge("model_ready", "1 when the model is loaded and warmed.", registry=r)
         self.model_info = Info("model", "The loaded model.", registry=r)
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware: counts every HTTP request by route template and status, times it."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

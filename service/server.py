@@ -1,12 +1,12 @@
 """uvicorn with a graceful shutdown for ``python -m service``: readiness first, in-flight requests, then exit.
 
-On the first SIGTERM (or Ctrl-C) ``pipeline.draining`` turns ``/readyz`` (and ``/v2/health/ready``) to
+On the first SIGTERM (or Ctrl-C) ``engine.draining`` turns ``/readyz`` (and ``/v2/health/ready``) to
 503 while every other endpoint keeps serving for ``SHUTDOWN_DELAY_S`` seconds, so load balancers that
 poll readiness stop sending traffic; then uvicorn closes the listener, lets the requests in flight finish
 (at most ``REQUEST_TIMEOUT_MS`` + 5 s), runs the lifespan shutdown (the batcher stops) and the process
 exits with status 0. A second signal skips what is left of the delay; a third SIGINT forces the exit.
 
-In Kubernetes the container's preStop sleep (``PRE_STOP_SLEEP_S`` in stacks/pod_spec.py) runs before the
+In Kubernetes the container's preStop sleep (``PRE_STOP_SLEEP_S`` in stacks/config.py) runs before the
 SIGTERM while the endpoints drop the pod, so ``SHUTDOWN_DELAY_S`` defaults to 0 there and
 ``terminationGracePeriodSeconds`` must cover preStop + ``SHUTDOWN_DELAY_S`` + ``REQUEST_TIMEOUT_MS`` + 5 s.
 """
@@ -20,7 +20,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from service.pipeline import InferencePipeline
+from service.inference import InferenceEngine
 from service.settings import Settings
 
 logger = logging.getLogger("service")
@@ -30,11 +30,11 @@ DRAIN_MARGIN_S = 5.0
 
 
 class GracefulServer(uvicorn.Server):
-    """``uvicorn.Server`` that sets ``pipeline.draining`` on the first signal and stops ``delay_s`` later."""
+    """``uvicorn.Server`` that sets ``engine.draining`` on the first signal and stops ``delay_s`` later."""
 
-    def __init__(self, config: uvicorn.Config, pipeline: InferencePipeline, delay_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, engine: InferenceEngine, delay_s: float) -> None:
         super().__init__(config)
-        self.pipeline = pipeline
+        self.engine = engine
         self.delay_s = delay_s
         self._exit_at: float | None = None  # time.monotonic() when the listener closes
         self._announced = False
@@ -46,7 +46,7 @@ class GracefulServer(uvicorn.Server):
         No logging here: a signal handler must not take the logging lock.
         """
         if self._exit_at is None and not self.should_exit:
-            self.pipeline.draining = True
+            self.engine.draining = True
             self._exit_at = time.monotonic() + self.delay_s
         elif not self.should_exit:
             self.should_exit = True
@@ -66,8 +66,12 @@ class GracefulServer(uvicorn.Server):
 
 
 def build_server(app: FastAPI, settings: Settings) -> GracefulServer:
-    """A ``GracefulServer`` for ``app`` on ``HOST``:``PORT`` (lifespan on, bounded graceful shutdown)."""
+    """A ``GracefulServer`` for ``app`` on ``HOST``:``PORT`` (lifespan on, bounded graceful shutdown).
+
+    ``log_config=None``: uvicorn's loggers keep the root handler that ``service.logs.configure_logging``
+    set up (same format); its access log is off, ``AccessLogMiddleware`` writes one line per request.
+    """
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            lifespan="on",
+                            log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=settings.request_timeout_ms / 1000 + DRAIN_MARGIN_S)
-    return GracefulServer(config, app.state.pipeline, settings.shutdown_delay_s)
+    return GracefulServer(config, app.state.engine, settings.shutdown_delay_s)

@@ -1,8 +1,9 @@
 """Service configuration: environment variables (no prefix) read once by pydantic-settings.
 
 Every field maps to the upper-case environment variable of the same name (``max_batch_size`` ->
-``MAX_BATCH_SIZE``). The app receives one ``Settings`` object (``create_app(settings)``) and route
-handlers get it through the ``get_settings`` dependency, so tests inject their own.
+``MAX_BATCH_SIZE``). The app receives one ``Settings`` object (``create_app(settings)``, kept in
+``app.state.settings``) and route handlers get it through ``service.deps.SettingsDep``, so tests inject
+their own. Every variable is listed in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import Request
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -34,7 +34,7 @@ def available_cpus() -> int:
 
 
 class Settings(BaseSettings):
-    """Typed service settings; see the README's configuration table for each variable."""
+    """Typed service settings; docs/configuration.md describes each variable."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore",
                                       protected_namespaces=("settings_",))
@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     crop_size: int = Field(224, ge=1, le=4096, description="Centre-crop side (px).")
     norm_mean: Triple = IMAGENET_MEAN
     norm_std: Triple = IMAGENET_STD
-    # Defaults measured with `python -m bench` (README "Performance"): on 2 CPUs ResNet-50 is as fast
+    # Defaults measured with `python -m bench` (docs/performance.md): on 2 CPUs ResNet-50 is as fast
     # per image at 8 as at 16 alone, and 8 pipelines better under load (decode overlaps the model).
     max_batch_size: int = Field(8, ge=1, le=1024, description="Images per forward pass, at most.")
     max_batch_delay_ms: float = Field(2.0, ge=0, le=10_000, description="Wait for a batch to fill (ms).")
@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="json: one JSON object per line; text: plain; auto: text on a terminal.")
+    docs_enabled: bool = Field(True, description="Serve Swagger UI at /docs (assets bundled, no CDN).")
 
     @field_validator("model_path", "model_labels", "api_key", mode="before")
     @classmethod
@@ -92,7 +95,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -168,8 +171,3 @@ def describe_error(error: ValidationError) -> str:
         shown = "<hidden>" if secret else repr(item.get("input"))  # never echo a secret into logs
         parts.append(f"{name}={shown}: {item['msg']}")
     return "invalid setting " + "; ".join(parts)
-
-
-async def get_settings(request: Request) -> Settings:
-    """FastAPI dependency: the ``Settings`` the app was created with (``async``: no thread-pool hop)."""
-    return request.app.state.settings

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.errors import BadRequest
+from service.postprocess import classification_strings
 
 OUTPUT_NAME = "probabilities"
 IMAGE_INPUT, TENSOR_INPUT = "image", "input"
@@ -210,7 +211,8 @@ def build_outputs(probabilities: np.ndarray, labels: list[str], specs: list[Outp
     outputs, tail = [], []
     for spec in specs:
         if spec.classification:
-            strings = classify(probabilities, labels, min(spec.classification, probabilities.shape[1]))
+            k = min(spec.classification, probabilities.shape[1])
+            strings = classification_strings(probabilities, labels, k)
             flat = [s for row in strings for s in row]
             out: dict[str, Any] = {"name": spec.name, "datatype": "BYTES",
                                    "shape": [probabilities.shape[0], len(strings[0]) if strings else 0]}
@@ -226,10 +228,3 @@ def build_outputs(probabilities: np.ndarray, labels: list[str], specs: list[Outp
             out["data"] = payload
         outputs.append(out)
     return outputs, b"".join(tail)
-
-
-def classify(probabilities: np.ndarray, labels: list[str], k: int) -> list[list[str]]:
-    """Top-``k`` per row as ``"<score>:<index>:<label>"`` strings, score descending."""
-    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    return [[f"{row[i]:f}:{i}:{labels[i]}" for i in idx]
-            for row, idx in zip(probabilities, order, strict=True)]

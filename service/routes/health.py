@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service import __version__
+from service.deps import EngineDep
 from service.errors import NotReady
-from service.pipeline import InferencePipeline, Pipeline
 
 router = APIRouter(tags=["health"])
 
@@ -24,19 +24,24 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Readiness: model loaded and warmed",
             responses={503: {"description": "Model not loaded yet, or shutting down."}})
-async def readyz(pipeline: Pipeline) -> dict[str, str]:
+async def readyz(engine: EngineDep) -> dict[str, str]:
     """200 once the model is loaded and warmed up and the batcher runs; 503 before and during shutdown."""
-    if pipeline.draining:
+    check_ready(engine)
+    return {"status": "ready", "model": engine.classifier.name, "version": engine.classifier.version}
+
+
+def check_ready(engine: EngineDep) -> None:
+    """Raise ``NotReady`` (503) while draining (after SIGTERM) or before the model is loaded."""
+    if engine.draining:
         raise NotReady("shutting down")
-    if not pipeline.ready:
+    if not engine.ready:
         raise NotReady("model is not loaded yet")
-    return {"status": "ready", "model": pipeline.classifier.name, "version": pipeline.classifier.version}
 
 
 @router.get("/version", summary="Service, model and library versions")
-async def version(pipeline: Pipeline) -> dict[str, object]:
+async def version(engine: EngineDep) -> dict[str, object]:
     """The service version, the model's name/version/format/classes, and the runtime's versions."""
-    classifier = pipeline.classifier
+    classifier = engine.classifier
     return {
         "service": __version__,
         "model": classifier.name,
@@ -52,8 +57,6 @@ async def version(pipeline: Pipeline) -> dict[str, object]:
 
 @router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)
 async def metrics(request: Request) -> Response:
-    """All series of this app's registry in the Prometheus text exposition format."""
-    pipeline: InferencePipeline = request.app.state.pipeline
-    if pipeline.batcher is not None:
-        request.app.state.metrics.queue_depth.set(pipeline.batcher.depth)
+    """All series of this app's registry in the Prometheus text exposition format (read-only: gauges
+    such as the queue depth are read from the running service at scrape time)."""
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
+from service.deps import API_KEY_REQUIRED, EngineDep
 from service.errors import BadRequest, InvalidParameter, NotReady, UnsupportedMediaType
-from service.pipeline import Pipeline
-from service.security import API_KEY_REQUIRED
 
 router = APIRouter(tags=["predict"])
 
@@ -68,21 +67,20 @@ DEFAULT_TOP_K = 5
 )
 async def predict(
     request: Request,
-    pipeline: Pipeline,
+    engine: EngineDep,
     top_k: int | None = Query(None, ge=1, description="How many classes to return: 1..number of classes "
                               f"(default {DEFAULT_TOP_K}, or every class of a smaller model)."),
 ) -> PredictResponse:
     """Decode the image, run it through the model (batched with concurrent requests), return top-k."""
-    classifier = pipeline.classifier
-    if not pipeline.ready:
+    classifier = engine.classifier
+    if not engine.ready:
         raise NotReady("model is not loaded yet")
     if top_k is None:
         top_k = min(DEFAULT_TOP_K, classifier.num_classes)
     elif top_k > classifier.num_classes:
         raise InvalidParameter(f"top_k must be between 1 and {classifier.num_classes}, got {top_k}")
     data = await read_image(request)
-    [probabilities] = await pipeline.images([data])
-    predictions = classifier.postprocess(probabilities, top_k)
+    [predictions] = await engine.classify([data], top_k)
     return PredictResponse(model=classifier.name, version=classifier.version,
                            predictions=[PredictionOut(**vars(p)) for p in predictions])
 

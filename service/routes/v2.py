@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service import __version__
+from service.deps import API_KEY_REQUIRED, EngineDep
 from service.errors import BadRequest, NotFound, NotReady
-from service.pipeline import InferencePipeline, Pipeline
-from service.security import API_KEY_REQUIRED
+from service.inference import InferenceEngine
+from service.routes.health import check_ready
 from service.v2_protocol import (
     IMAGE_INPUT,
     OUTPUT_NAME,
@@ -58,29 +59,26 @@ async def live() -> dict[str, bool]:
 
 
 @router.get("/health/ready", summary="Server ready", responses=_NOT_READY)
-async def ready(pipeline: Pipeline) -> dict[str, bool]:
+async def ready(engine: EngineDep) -> dict[str, bool]:
     """200 when the model is loaded and warmed, else 503 (also while shutting down)."""
-    if pipeline.draining:
-        raise NotReady("shutting down")
-    if not pipeline.ready:
-        raise NotReady("model is not loaded yet")
+    check_ready(engine)
     return {"ready": True}
 
 
-def _model(name: str, version: str | None, pipeline: InferencePipeline) -> InferencePipeline:
-    classifier = pipeline.classifier
+def _model(name: str, version: str | None, engine: InferenceEngine) -> InferenceEngine:
+    classifier = engine.classifier
     if name != classifier.name:
         raise NotFound(f"unknown model {name!r}; this server has {classifier.name!r}")
     if version is not None and version != classifier.version:
         raise NotFound(f"unknown version {version!r} of model {name!r}; available: {classifier.version!r}")
-    return pipeline
+    return engine
 
 
 @router.get("/models/{name}", summary="Model metadata", responses=_NOT_FOUND)
 @router.get("/models/{name}/versions/{version}", summary="Model metadata (version)", responses=_NOT_FOUND)
-async def model_metadata(name: str, pipeline: Pipeline, version: str | None = None) -> dict[str, Any]:
+async def model_metadata(name: str, engine: EngineDep, version: str | None = None) -> dict[str, Any]:
     """Inputs and outputs with ``-1`` for the batch dimension; 404 for an unknown model or version."""
-    c = _model(name, version, pipeline).classifier
+    c = _model(name, version, engine).classifier
     return {
         "name": c.name, "versions": [c.version], "platform": c.platform,
         "inputs": [{"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
@@ -93,10 +91,10 @@ async def model_metadata(name: str, pipeline: Pipeline, version: str | None = No
 @router.get("/models/{name}/ready", summary="Model ready", responses=_NOT_FOUND | _NOT_READY)
 @router.get("/models/{name}/versions/{version}/ready", summary="Model ready (version)",
             responses=_NOT_FOUND | _NOT_READY)
-async def model_ready(name: str, pipeline: Pipeline, version: str | None = None) -> dict[str, Any]:
+async def model_ready(name: str, engine: EngineDep, version: str | None = None) -> dict[str, Any]:
     """200 when this model is ready, 503 when not yet, 404 when unknown."""
-    _model(name, version, pipeline)
-    if not pipeline.ready:
+    _model(name, version, engine)
+    if not engine.ready:
         raise NotReady(f"model {name!r} is not ready")
     return {"name": name, "ready": True}
 
@@ -122,10 +120,11 @@ _INFER_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/models/{name}/versions/{version}/infer", summary="Inference (version)",
              openapi_extra={"requestBody": _INFER_BODY}, dependencies=API_KEY_REQUIRED,
              responses=_INFER_ERRORS)
-async def infer(request: Request, name: str, pipeline: Pipeline, version: str | None = None) -> Response:
-    """Run a batch: BYTES images or FP32 ``[N, 3, H, W]`` in, probabilities or top-k strings out."""
-    c = _model(name, version, pipeline).classifier
-    if not pipeline.ready:
+async def infer(request: Request, name: str, engine: EngineDep, version: str | None = None) -> Response:
+    """Run a batch: BYTES images or FP32 ``[N, 3, H, W]`` (already normalised) in, probabilities or
+    top-k strings out."""
+    c = _model(name, version, engine).classifier
+    if not engine.ready:
         raise NotReady(f"model {name!r} is not ready")
     body = await request.body()
     infer_request, chunks = parse_request(body, request.headers.get("inference-header-content-length"))
@@ -136,25 +135,25 @@ async def infer(request: Request, name: str, pipeline: Pipeline, version: str | 
     specs = requested_outputs(infer_request)
     if tensor.datatype == "BYTES":
         images = decode_bytes_input(tensor, raw)
-        _check_batch(len(images), pipeline)
-        rows = await pipeline.images(images)
+        _check_batch(len(images), engine)
+        rows = await engine.probabilities(images)
     elif tensor.datatype == "FP32":
         array = decode_fp32_input(tensor, raw, c.crop_size)
-        _check_batch(array.shape[0], pipeline)
-        rows = await pipeline.tensors(torch.from_numpy(array.copy()))
+        _check_batch(array.shape[0], engine)
+        rows = await engine.probabilities_of_tensors(torch.from_numpy(array.copy()))
     else:
         raise BadRequest(f"input {tensor.name!r}: unsupported datatype {tensor.datatype!r}; "
                          "use BYTES (encoded images) or FP32 [N, 3, H, W]")
-    probabilities = torch.stack(rows).numpy()
-    outputs, tail = build_outputs(probabilities, c.labels, specs)
+    with engine.metrics.postprocess_seconds.time():
+        outputs, tail = build_outputs(torch.stack(rows).numpy(), c.labels, specs)
     return _response(infer_request, c.name, c.version, outputs, tail)
 
 
-def _check_batch(n: int, pipeline: InferencePipeline) -> None:
+def _check_batch(n: int, engine: InferenceEngine) -> None:
     if n < 1:
         raise BadRequest("the batch is empty")
-    if n > pipeline.settings.max_queue:
-        raise BadRequest(f"batch of {n} is larger than the queue (MAX_QUEUE={pipeline.settings.max_queue})")
+    if n > engine.settings.max_queue:
+        raise BadRequest(f"batch of {n} is larger than the queue (MAX_QUEUE={engine.settings.max_queue})")
 
 
 def _response(request: InferRequest, name: str, version: str, outputs: list[dict[str, Any]],

@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+pytestmark = pytest.mark.slow  # a minute of end-to-end benchmark: `make test` and CI run it
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

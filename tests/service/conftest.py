@@ -3,7 +3,9 @@ an app with a small model (TestClient), and a real uvicorn server on 127.0.0.1 (
 
 from __future__ import annotations
 
+import asyncio
 import io
+import re
 import threading
 import time
 import warnings
@@ -19,6 +21,7 @@ from skimage import data as skdata
 from torchvision.transforms import v2
 
 from service.app import create_app
+from service.preprocess import Preprocessor
 from service.settings import Settings
 from tools.make_model import build_model, save_model, write_labels
 
@@ -28,6 +31,31 @@ with warnings.catch_warnings():  # starlette's TestClient nags about httpx2, whi
 
 SMALL_ARCH = "mobilenet_v3_small"  # ~2.5 M parameters: a few ms per image on one core
 NUM_CLASSES = 1000
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (polling every 5 ms, on the running event loop) until ``condition()`` is true; fail after
+    ``timeout`` s. For tests: wait for an event instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """``until`` for plain threads (polling every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Value of one sample in a Prometheus text exposition (0 when absent)."""
+    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = "(?m)^" + re.escape(name) + (r"\{" + re.escape(selector) + r"\}" if labels else "") + r" (\S+)"
+    match = re.search(pattern, text)
+    return float(match.group(1)) if match else 0.0
 
 
 def encode(array: np.ndarray | Image.Image, fmt: str, **kwargs) -> bytes:
@@ -42,6 +70,13 @@ def encode(array: np.ndarray | Image.Image, fmt: str, **kwargs) -> bytes:
 def photos() -> dict[str, np.ndarray]:
     """Real RGB photos from scikit-image: name -> uint8 ``[H, W, 3]``."""
     return {name: getattr(skdata, name)() for name in ("chelsea", "coffee", "astronaut", "rocket")}
+
+
+@pytest.fixture(scope="session")
+def photo_batch(photos) -> torch.Tensor:
+    """The real photos, preprocessed by the service (ImageNet defaults): ``[P, 3, 224, 224]`` float32."""
+    preprocessor = Preprocessor.from_settings(Settings())
+    return torch.stack([preprocessor(Image.fromarray(p)) for p in photos.values()])
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +152,7 @@ class ServerThread:
     """uvicorn serving an app in a background thread on 127.0.0.1:<ephemeral port>."""
 
     def __init__(self, app) -> None:
+        self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                                     lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -5,41 +5,27 @@ REQUEST_TIMEOUT_MS answers 504; both are JSON and the server keeps serving after
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import httpx
 import pytest
 
 from service.app import create_app
-from tests.service.conftest import ServerThread, encode
+from tests.service.conftest import ServerThread, encode, metric, until
 from tests.service.tiny import TinyClassifier, solid, tiny_settings
 
 RED = encode(solid((250, 10, 10)), "PNG")
 
 
-def metric(text: str, name: str, **labels: str) -> float:
-    """Value of one sample in a Prometheus text exposition (0 when absent)."""
-    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = re.escape(name) + (r"\{" + re.escape(selector) + r"\}" if labels else "") + r" (\S+)"
-    match = re.search(pattern, text)
-    return float(match.group(1)) if match else 0.0
-
-
-async def _burst(url: str, n: int, release, path: str = "/predict?top_k=1") -> tuple[list, list]:
-    """Send ``n`` concurrent uploads; once the early answers settle, ``release()``; return (early, late)."""
-    async with httpx.AsyncClient(base_url=url, timeout=60,
+async def _burst(server: ServerThread, n: int, release, path: str = "/predict?top_k=1") -> tuple[list, list]:
+    """Send ``n`` concurrent uploads; once each is refused or held by the server, ``release()``;
+    return (early answers, late answers)."""
+    batcher = server.app.state.engine.batcher
+    async with httpx.AsyncClient(base_url=server.url, timeout=60,
                                  limits=httpx.Limits(max_connections=n + 5)) as client:
         tasks = [asyncio.create_task(client.post(path, content=RED, headers={"Content-Type": "image/png"}))
                  for _ in range(n)]
-        deadline = time.monotonic() + 20
-        settled = -1
-        while time.monotonic() < deadline:  # wait until the refusals have all come back
-            await asyncio.sleep(0.5)
-            done = sum(t.done() for t in tasks)
-            if done == settled:
-                break
-            settled = done
+        await until(lambda: sum(t.done() for t in tasks) + batcher.admitted == n, timeout=30)
         early = [t.result() for t in tasks if t.done()]
         pending = [t for t in tasks if not t.done()]
         release()
@@ -56,7 +42,7 @@ def test_full_queue_answers_503_with_retry_after_and_holds_a_bounded_number_of_i
     gate = tiny.gate if stage == "model" else tiny.decode_gate
     with ServerThread(create_app(settings, classifier=tiny)) as server:
         gate.clear()
-        early, late = asyncio.run(_burst(server.url, 30, gate.set))
+        early, late = asyncio.run(_burst(server, 30, gate.set))
 
         # Held while the model (or the decoder) was stuck: the running batch, a full batch queued behind
         # it (model stage) + a full queue, no more.

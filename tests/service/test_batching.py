@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 import torch
@@ -12,27 +11,30 @@ import torch
 from service.batching import Batcher
 from service.errors import InferenceFailed, InferenceTimeout, NotReady, Overloaded
 from service.metrics import Metrics
+from tests.service.conftest import until
 
 
 class EchoModel:
-    """``[N, 3, H, W]`` -> ``[N, 2]``: each row is (mean of its image, N). Records every batch size."""
+    """``[N, 3, H, W]`` -> ``[N, 2]``: each row is (mean of its image, N). Records every batch size.
 
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
+    ``gate`` (cleared by a test) holds every pass; ``entered`` is set once a pass has started."""
+
+    def __init__(self) -> None:
         self.sizes: list[int] = []
         self.means: list[float] = []  # each image's mean, in the order the model saw them
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()
         self.fail_next = False
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        self.gate.wait(10)
+        self.entered.set()
+        assert self.gate.wait(10), "gate never opened"
         self.sizes.append(batch.shape[0])
         self.means.extend(batch.mean(dim=(1, 2, 3)).tolist())
         if self.fail_next:
             self.fail_next = False
             raise RuntimeError("boom")
-        time.sleep(self.delay)
         n = torch.full((batch.shape[0], 1), float(batch.shape[0]))
         return torch.cat([batch.mean(dim=(1, 2, 3))[:, None], n], dim=1)
 
@@ -52,7 +54,7 @@ async def _with_batcher(model, coro_fn, **kwargs):
 
 
 def test_concurrent_requests_share_batches_and_get_their_own_rows():
-    model = EchoModel(delay=0.01)
+    model = EchoModel()
 
     async def burst(batcher):
         return await asyncio.gather(*(batcher.submit([image(i)]) for i in range(40)))
@@ -97,20 +99,36 @@ def test_items_of_different_shapes_run_in_separate_passes():
     assert sorted(model.sizes) == [1, 2]
 
 
+def test_normalized_tells_collate_what_it_gets_and_the_two_kinds_never_share_a_pass():
+    model = EchoModel()
+    calls: list[tuple[int, bool]] = []
+
+    def collate(tensors, normalized):
+        calls.append((len(tensors), normalized))
+        return torch.stack(list(tensors))
+
+    async def run(batcher):
+        return await asyncio.gather(batcher.submit([image(1), image(2)]),
+                                    batcher.submit([image(3)], normalized=True))
+
+    pixels, tensors = asyncio.run(_with_batcher(model, run, collate=collate))
+    assert sorted(calls) == [(1, True), (2, False)]
+    assert [float(r[0]) for r in [*pixels, *tensors]] == [1.0, 2.0, 3.0]
+
+
 def test_full_queue_is_overloaded_with_retry_after():
     model = EchoModel()
     model.gate.clear()  # the model blocks: the first batch is running, the rest wait in the queue
 
     async def run(batcher):
         first = asyncio.ensure_future(batcher.submit([image(0)]))
-        await asyncio.sleep(0.1)  # the collector took it and is stuck in the model; the queue is empty
+        await until(lambda: model.entered.is_set())  # the collector took it; it is stuck in the model
         waiting = [asyncio.ensure_future(batcher.submit([image(i)])) for i in range(1, 4)]
-        await asyncio.sleep(0.01)
-        assert batcher.depth == 3
+        await until(lambda: batcher.depth == 3)
         with pytest.raises(Overloaded):  # all-or-nothing: 3 + 2 > 4
             await batcher.submit([image(8), image(9)])
         waiting.append(asyncio.ensure_future(batcher.submit([image(4)])))
-        await asyncio.sleep(0.01)
+        await until(lambda: batcher.depth == 4)
         with pytest.raises(Overloaded) as info:
             await batcher.submit([image(9)])
         model.gate.set()
@@ -180,6 +198,7 @@ def test_metrics_record_batch_sizes_and_rejections():
     assert value("inference_batch_size_count") == len(model.sizes)
     assert value("inference_batch_size_sum") == 8
     assert value("inference_duration_seconds_count") == len(model.sizes)
+    assert value("inference_queue_wait_seconds_count") == 8  # one per image
 
 
 def test_stop_fails_the_running_and_queued_items_at_once():
@@ -191,36 +210,47 @@ def test_stop_fails_the_running_and_queued_items_at_once():
                           request_timeout_ms=30_000)
         await batcher.start()
         running = asyncio.ensure_future(batcher.submit([image(1)]))
-        await asyncio.sleep(0.1)
-        queued = asyncio.ensure_future(batcher.submit([image(2)]))
-        await asyncio.sleep(0.01)
+        await until(lambda: model.entered.is_set())
+        queued = asyncio.ensure_future(batcher.submit([image(2)]))  # a full batch: a queued pass
+        await until(lambda: batcher.passes_in_flight == 2)
+        waiting = asyncio.ensure_future(batcher.submit([image(3)]))  # not in any pass yet
+        await until(lambda: batcher.depth == 1)
         stopping = asyncio.ensure_future(batcher.stop())
-        results = await asyncio.wait_for(asyncio.gather(running, queued, return_exceptions=True), 5)
+        # answered while the model still holds, long before the 30 s request timeout
+        results = await asyncio.wait_for(asyncio.gather(running, queued, waiting, return_exceptions=True),
+                                         5)
         model.gate.set()  # let the inference thread finish so stop() can join it
         await stopping
         return results
 
-    started = time.monotonic()
     results = asyncio.run(run())
     assert all(isinstance(r, NotReady) for r in results), results
-    assert time.monotonic() - started < 5  # not the 30 s request timeout
 
 
-async def _decoded(value: float, delay_s: float = 0.0, error: Exception | None = None) -> torch.Tensor:
-    """Stands in for a decode in a thread: an image ``value`` after ``delay_s`` s, or ``error``."""
-    await asyncio.sleep(delay_s)
+async def _decoded(value: float, gate: asyncio.Event | None = None,
+                   error: Exception | None = None) -> torch.Tensor:
+    """Stands in for a decode in a thread: an image ``value`` once ``gate`` is set, or ``error``."""
+    if gate is not None:
+        await gate.wait()
     if error is not None:
         raise error
     return image(value)
 
 
-def test_batches_take_images_in_admission_order_and_wait_for_their_decodes():
+def test_batches_take_images_in_admission_order_and_wait_for_their_decodes(monkeypatch):
+    import service.batching
+
+    monkeypatch.setattr(service.batching, "DECODE_WAIT_S", 30)  # the batch waits for its slow decode
     model = EchoModel()
 
     async def run(batcher):
-        slow = asyncio.ensure_future(batcher.submit([_decoded(1, delay_s=0.05)]))
-        await asyncio.sleep(0)  # admitted first, still decoding when the second one is ready
-        fast = asyncio.ensure_future(batcher.submit([_decoded(2)]))
+        gate = asyncio.Event()
+        slow = asyncio.ensure_future(batcher.submit([_decoded(1, gate)]))
+        await until(lambda: batcher.depth == 1)  # admitted first, still decoding...
+        decoded = asyncio.ensure_future(_decoded(2))
+        fast = asyncio.ensure_future(batcher.submit([decoded]))
+        await until(decoded.done)  # ...when the second one is ready
+        gate.set()
         return await asyncio.gather(slow, fast)
 
     slow, fast = asyncio.run(_with_batcher(model, run, max_batch_size=1, max_batch_delay_ms=0))
@@ -254,14 +284,20 @@ def test_an_image_still_decoding_after_the_wait_joins_a_later_batch(monkeypatch)
     finished: list[float] = []
 
     async def run(batcher):
-        async def one(value, delay_s):
-            [row] = await batcher.submit([_decoded(value, delay_s)])
+        gate = asyncio.Event()  # the slow decode ends only once its neighbours have their answers
+
+        async def one(value, gate=None):
+            [row] = await batcher.submit([_decoded(value, gate)])
             finished.append(float(row[0]))
 
-        await asyncio.gather(one(1, 0.5), one(2, 0), one(3, 0))
+        async def release():
+            await until(lambda: len(finished) == 2)
+            gate.set()
+
+        await asyncio.gather(one(1, gate), one(2), one(3), release())
 
     asyncio.run(_with_batcher(model, run, max_batch_delay_ms=20))
-    assert finished == [2.0, 3.0, 1.0]  # the neighbours did not wait 0.5 s for the slow one
+    assert finished == [2.0, 3.0, 1.0]  # the neighbours did not wait for the slow one
     assert model.means == [2.0, 3.0, 1.0]
     assert model.sizes == [2, 1]
 
@@ -270,30 +306,18 @@ def test_images_still_decoding_count_against_the_queue_and_refused_coroutines_ne
     model = EchoModel()
 
     async def run(batcher):
-        decoding = asyncio.ensure_future(batcher.submit([_decoded(1, delay_s=0.2), _decoded(2, delay_s=0.2)]))
-        await asyncio.sleep(0.01)
-        assert batcher.depth == 2
+        gate = asyncio.Event()
+        decoding = asyncio.ensure_future(batcher.submit([_decoded(1, gate), _decoded(2, gate)]))
+        await until(lambda: batcher.depth == 2)
         refused = _decoded(3)
         with pytest.raises(Overloaded):
             await batcher.submit([refused])
         assert refused.cr_frame is None  # closed without running: no "never awaited" warning
+        gate.set()
         return await decoding
 
     rows = asyncio.run(_with_batcher(model, run, max_queue=2))
     assert [float(r[0]) for r in rows] == [1.0, 2.0]
-
-
-def test_stack_images_keeps_channels_last_pixels_without_a_transpose():
-    from service.batching import stack_images
-
-    hwc = [torch.randint(0, 256, (5, 6, 3), dtype=torch.uint8) for _ in range(3)]
-    views = [t.permute(2, 0, 1) for t in hwc]  # [3, 5, 6] seen through the HWC array, as Pillow gives
-    batch = stack_images(views)
-    assert batch.shape == (3, 3, 5, 6)
-    assert batch.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(batch, torch.stack(views))
-    planar = [torch.rand(3, 5, 6) for _ in range(2)]  # V2 tensors: plain NCHW, stacked as they are
-    assert torch.equal(stack_images(planar), torch.stack(planar))
 
 
 def test_a_full_batch_queues_behind_the_running_pass_and_a_partial_one_waits_for_it():
@@ -304,14 +328,14 @@ def test_a_full_batch_queues_behind_the_running_pass_and_a_partial_one_waits_for
 
     async def run(batcher):
         first = [asyncio.ensure_future(batcher.submit([image(i)])) for i in range(4)]
-        await _until(lambda: batcher.depth == 0)  # the first 4 are in the model
+        await until(lambda: batcher.depth == 0)  # the first 4 are in the model
         second = [asyncio.ensure_future(batcher.submit([image(10 + i)])) for i in range(4)]
-        await _until(lambda: batcher.depth == 0)  # a full batch: queued behind the pass
+        await until(lambda: batcher.depth == 0)  # a full batch: queued behind the pass
         third = [asyncio.ensure_future(batcher.submit([image(20 + i)])) for i in range(3)]
-        await asyncio.sleep(0.1)  # far past the 1 ms delay: a partial batch still waits
-        assert batcher.depth == 3 and len(batcher._passes) == 2
+        await _past_the_batch_window(batcher)  # a partial batch still waits
+        assert batcher.depth == 3 and batcher.passes_in_flight == 2
         fourth = asyncio.ensure_future(batcher.submit([image(30)]))  # fills the third batch...
-        await asyncio.sleep(0.05)
+        await _past_the_batch_window(batcher)
         assert batcher.depth == 4  # ...which still waits: two passes are in flight already
         model.gate.set()
         return await asyncio.gather(*first, *second, *third, fourth)
@@ -322,8 +346,7 @@ def test_a_full_batch_queues_behind_the_running_pass_and_a_partial_one_waits_for
     assert [float(r[0]) for [r] in rows] == model.means
 
 
-async def _until(condition, timeout: float = 5.0) -> None:
-    deadline = time.perf_counter() + timeout
-    while not condition():
-        assert time.perf_counter() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
+async def _past_the_batch_window(batcher: Batcher) -> None:
+    """Let 10 batching windows (``max_batch_delay_ms``) pass: a batch that a bug let go early would
+    be gone by then (a check that something does *not* happen needs the time it would take)."""
+    await asyncio.sleep(10 * batcher.max_delay)

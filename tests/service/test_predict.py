@@ -36,8 +36,8 @@ def test_multipart_upload_returns_top5(client, jpeg, eager_model):
     assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1
     assert all(p["label"] == f"class_{p['index']:03d}" for p in predictions)
     # Same answer as the eager model on the same preprocessing (softmax probabilities).
-    classifier = client.app.state.pipeline.classifier
-    tensor = classifier.preprocess(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+    classifier = client.app.state.engine.classifier
+    tensor = classifier.preprocessor(Image.open(io.BytesIO(jpeg)).convert("RGB"))
     with torch.inference_mode():
         expected = torch.softmax(eager_model(tensor[None]), 1)[0].topk(5)
     assert [p["index"] for p in predictions] == expected.indices.tolist()

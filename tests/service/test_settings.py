@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.settings import IMAGENET_MEAN, Settings, available_cpus, describe_error
+from service.settings import Settings, available_cpus, describe_error
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def test_defaults():
     assert settings.model_path is None and settings.model_arch == "resnet50"
     assert settings.model_weights == "DEFAULT"
     assert (settings.resize_size, settings.crop_size) == (256, 224)
-    assert settings.norm_mean == IMAGENET_MEAN
+    assert settings.norm_mean == (0.485, 0.456, 0.406)  # torchvision ImageNet normalisation
     assert settings.max_body_bytes == 20 * 1024 * 1024
     assert settings.torch_threads == available_cpus()
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)

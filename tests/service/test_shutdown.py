@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.conftest import encode
+from tests.service.conftest import encode, metric, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH_WINDOW_MS = 3000  # every request waits this long for its batch: "in flight" for seconds
@@ -90,7 +90,9 @@ def test_sigterm_turns_readiness_503_lets_in_flight_requests_finish_then_exits_0
     env = service_env | {"SHUTDOWN_DELAY_S": str(delay_s)}
     with ServiceProcess(env, tmp_path / "service.log") as service, ThreadPoolExecutor(8) as pool:
         in_flight = [pool.submit(_post, service.url, small_jpeg) for _ in range(6)]
-        time.sleep(0.8)
+        # all six wait in the batcher's queue (the gauge is read at scrape time): in flight for seconds
+        wait_until(lambda: metric(httpx.get(service.url + "/metrics", timeout=5).text,
+                                  "inference_queue_depth") == 6)
         assert not any(f.done() for f in in_flight), "requests should still wait for their batch"
 
         service.proc.send_signal(signal.SIGTERM)

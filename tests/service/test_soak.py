@@ -81,6 +81,7 @@ def _run(url: str, cases, n: int, deadline: float) -> tuple[Counter, list[str]]:
     return sum((r[0] for r in results), Counter()), [w for r in results for w in r[1]]
 
 
+@pytest.mark.slow  # a soak: thousands of requests against a real server
 def test_soak_mixed_good_and_bad_images_no_5xx_bounded_rss(model_files, labels_file, workload, tmp_path):
     env = {"MODEL_PATH": str(model_files("torchscript")), "MODEL_LABELS": str(labels_file),
            "MODEL_NAME": "small", "RESIZE_SIZE": "64", "CROP_SIZE": "64", "MAX_BATCH_SIZE": "8",

@@ -92,10 +92,10 @@ def test_classification_extension_json(client, jpeg):
 
 
 def test_fp32_input_matches_the_image_path(client, jpeg):
-    classifier = client.app.state.pipeline.classifier
+    classifier = client.app.state.engine.classifier
     import io
 
-    tensor = classifier.preprocess(Image.open(io.BytesIO(jpeg)).convert("RGB"))[None]
+    tensor = classifier.preprocessor(Image.open(io.BytesIO(jpeg)).convert("RGB"))[None]
     body = {"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
                         "data": tensor.flatten().tolist()}]}
     response = client.post(INFER, json=body)
@@ -215,8 +215,8 @@ def test_tritonclient_single_jpeg_as_in_the_docs(triton, jpeg):
 def test_tritonclient_fp32_input_and_default_outputs(triton, client, jpeg):
     import io
 
-    classifier = client.app.state.pipeline.classifier
-    batch = torch.stack([classifier.preprocess(Image.open(io.BytesIO(jpeg)).convert("RGB"))] * 3).numpy()
+    classifier = client.app.state.engine.classifier
+    batch = torch.stack([classifier.preprocessor(Image.open(io.BytesIO(jpeg)).convert("RGB"))] * 3).numpy()
     tensor = httpclient.InferInput("input", list(batch.shape), "FP32")
     tensor.set_data_from_numpy(batch)
     result = triton.infer("small", [tensor])  # no outputs listed: all outputs, binary

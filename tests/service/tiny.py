@@ -9,8 +9,8 @@ import time
 import numpy as np
 import torch
 
-from service.loaders import LoadedModel
 from service.model import ImageClassifier
+from service.preprocess import Preprocessor
 from service.settings import Settings
 
 LABELS = ["red", "green", "blue", "dark"]
@@ -32,8 +32,9 @@ def solid(rgb: tuple[int, int, int], side: int = 40) -> np.ndarray:
 class TinyClassifier(ImageClassifier):
     """4 classes from the mean colour: red, green, blue, dark (logits ``10 * [r, g, b, -(r + g + b)]``).
 
-    ``gate`` (cleared by a test) holds every forward pass, ``decode_gate`` every decode (``pixels``);
-    ``delay_s`` sleeps in each forward pass. ``batches`` records the batch sizes seen.
+    ``gate`` (cleared by a test) holds every forward pass, ``decode_gate`` every decode (the
+    preprocessor's ``pixels``); ``delay_s`` sleeps in each forward pass. ``batches`` records the batch
+    sizes seen; ``entered`` is set once a forward pass has started (and is held by ``gate``).
     """
 
     def __init__(self, settings: Settings, labels: list[str] | None = None, delay_s: float = 0.0) -> None:
@@ -44,7 +45,10 @@ class TinyClassifier(ImageClassifier):
         self.decode_gate.set()
         self.delay_s = delay_s
         self.batches: list[int] = []
+        self.entered = threading.Event()
         self._labels = labels or LABELS
+        self.preprocessor = GatedPreprocessor.from_settings(settings)
+        self.preprocessor.gate = self.decode_gate
 
     def load(self) -> None:
         linear = torch.nn.Linear(3, 4, bias=False)
@@ -52,17 +56,23 @@ class TinyClassifier(ImageClassifier):
             linear.weight.copy_(10 * torch.tensor([[1., 0, 0], [0, 1, 0], [0, 0, 1], [-1, -1, -1]]))
         self.module = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), linear).eval()
         self.source_format = "state_dict"
-        self._configure_preprocessing(LoadedModel(self.module, "state_dict"))
         self.labels = list(self._labels)
         self.ready = True
 
-    def pixels(self, image):
-        assert self.decode_gate.wait(30), "decode gate never opened"
-        return super().pixels(image)
-
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
+        self.entered.set()
         assert self.gate.wait(30), "gate never opened"
         self.batches.append(batch.shape[0])
         if self.delay_s:
             time.sleep(self.delay_s)
         return super().predict(batch)
+
+
+class GatedPreprocessor(Preprocessor):
+    """A ``Preprocessor`` whose ``pixels`` (the decode threads' step) waits for ``gate``."""
+
+    gate: threading.Event | None = None
+
+    def pixels(self, image):
+        assert self.gate is None or self.gate.wait(30), "decode gate never opened"
+        return super().pixels(image)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +11,11 @@ import pytest
 import yaml
 
 from stacks.config import load_config
+from tests.conftest import STACKS
 from tools import cert_manager_schema, render_manifests
 from tools.stack_mocks import stack_file_config
 
 ROOT = Path(__file__).resolve().parents[2]
-STACKS = ("dev", "prod", "local")
 VENV_BIN = Path(sys.executable).parent
 BUILT_IN_KINDS = {
     "Namespace": "v1",
@@ -59,11 +57,10 @@ def schema_version(stack: str) -> str:
     return f"1.{chosen}.0"
 
 
-@pytest.fixture(scope="module", params=STACKS)
-def rendered(request, tmp_path_factory) -> tuple[str, Path]:
-    out = tmp_path_factory.mktemp(f"manifests-{request.param}")
-    render_manifests.render(request.param, out, ROOT)
-    return request.param, out
+@pytest.fixture(params=STACKS)
+def rendered(request, rendered_manifests) -> tuple[str, Path]:
+    """(stack, its rendered folder), rendered once per session (tests/conftest.py)."""
+    return request.param, rendered_manifests[request.param]
 
 
 def test_one_file_per_object_with_real_kinds(rendered):
@@ -132,24 +129,15 @@ def test_cert_manager_schema_check_catches_wrong_fields():
     ]
 
 
-def test_checkov_finds_nothing_unannotated(rendered):
-    stack, out = rendered
-    checkov = os.environ.get("CHECKOV", str(ROOT / ".venv-checkov" / "bin" / "checkov"))
-    result = subprocess.run(
-        [checkov, "--framework", "kubernetes", "-d", str(out), "--skip-download", "--compact", "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    report = json.loads(result.stdout)
-    report = report[0] if isinstance(report, list) else report
-    summary = report["summary"]
-    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
-    assert summary["failed"] == 0 and not failed, failed
-    assert summary["passed"] > 50 and summary["parsing_errors"] == 0
-    for skipped in report["results"]["skipped_checks"]:
+def test_checkov_finds_nothing_unannotated(rendered, checkov):
+    stack, _ = rendered  # checkov ran once over every stack's folder (tests/conftest.py)
+    failed = [(c["check_id"], c["resource"]) for c in checkov.results(stack, "failed_checks")]
+    assert not failed, failed
+    passed = checkov.results(stack, "passed_checks")
+    assert len(passed) > 50 and checkov.parsing_errors == 0
+    for skipped in checkov.results(stack, "skipped_checks"):
         assert skipped["check_result"].get("suppress_comment", "").strip(), skipped["check_id"]
-    print(f"checkov {stack}: {summary}")
+    print(f"checkov {stack}: {len(passed)} passed")
 
 
 def test_cli_writes_the_default_folder_and_rejects_unknown_stacks(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""service.imaging: every format and mode becomes the right RGB image; bad bytes give the right error."""
+"""service.decode: every format and mode becomes the right RGB image; bad bytes give the right error."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.decode import decode_image, to_rgb
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from service.imaging import decode_image, to_rgb
 from tests.service.conftest import encode
 
 LIMIT = 10_000_000

@@ -1,4 +1,10 @@
-"""Request path glue: decode + preprocess in a thread pool, then the shared batcher, per image."""
+"""The request path's orchestrator: decode -> preprocess (decode threads) -> batch -> model -> postprocess.
+
+``InferenceEngine`` owns one app's ``ImageClassifier``, its decode thread pool and the ``Batcher``; the
+route handlers (``service.routes``) call ``classify`` (``/predict``), ``probabilities`` and
+``probabilities_of_tensors`` (Open Inference Protocol). Each step lives in the module named after it:
+``service.decode``, ``service.preprocess``, ``service.batching``, ``service.model``, ``service.postprocess``.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +12,26 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated
 
 import torch
-from fastapi import Depends, Request
 
 from service.batching import Batcher
+from service.decode import decode_image
 from service.errors import NotReady
-from service.imaging import decode_image
+from service.logs import annotate
 from service.metrics import Metrics
 from service.model import ImageClassifier
+from service.postprocess import Prediction
 from service.settings import Settings
 
 
-class InferencePipeline:
+class InferenceEngine:
     """Owns the classifier, the decode thread pool and the batcher for one app.
 
     ``start()`` loads and warms the model (blocking work runs in a thread), then starts the batcher;
     ``stop()`` reverses it. Each image is decoded and resized on its own (decode threads) before its
-    tensor enters a batch, so a bad image fails only its own request.
+    uint8 pixels enter a batch, so a bad image fails only its own request; the batch is normalised
+    and run in the model thread (``Preprocessor.collate``, ``ImageClassifier.predict``).
 
     Admission is bounded before any decoding: when ``MAX_QUEUE`` images are already admitted and not
     yet in (or queued for) a forward pass (decoding or waiting), a request is refused at once with
@@ -41,6 +48,8 @@ class InferencePipeline:
         self.batcher: Batcher | None = None
         self.draining = False
         self._decoder: ThreadPoolExecutor | None = None
+        metrics.model_ready.set_function(lambda: float(self.ready))
+        metrics.queue_depth.set_function(lambda: self.batcher.depth if self.batcher else 0)
 
     @property
     def ready(self) -> bool:
@@ -59,7 +68,7 @@ class InferencePipeline:
                 model_thread.shutdown(wait=False)
                 raise
         self._decoder = ThreadPoolExecutor(self.settings.decode_threads, thread_name_prefix="decode")
-        batcher = Batcher(self.classifier.predict,
+        batcher = Batcher(self.classifier.predict, collate=self.classifier.preprocessor.collate,
                           max_batch_size=min(self.settings.max_batch_size, self.classifier.batch_limit),
                           max_batch_delay_ms=self.settings.max_batch_delay_ms,
                           max_queue=self.settings.max_queue,
@@ -69,11 +78,9 @@ class InferencePipeline:
         self.batcher = batcher
         self.metrics.model_info.info({"name": self.classifier.name, "version": self.classifier.version,
                                       "format": self.classifier.source_format})
-        self.metrics.model_ready.set(1)
 
     async def stop(self) -> None:
         """Mark not ready (readiness probes fail first), drain, stop threads."""
-        self.metrics.model_ready.set(0)
         batcher, self.batcher = self.batcher, None
         if batcher:
             await batcher.stop()
@@ -81,40 +88,40 @@ class InferencePipeline:
             self._decoder.shutdown(wait=False, cancel_futures=True)
             self._decoder = None
 
-    def _preprocess(self, data: bytes) -> torch.Tensor:
-        """In a decode thread: bytes -> uint8 ``[3, crop, crop]`` (normalised later, per batch)."""
-        started = time.perf_counter()
-        image = decode_image(data, self.settings.max_image_pixels, self.classifier.resize_size)
-        tensor = self.classifier.pixels(image)
-        self.metrics.preprocess_seconds.observe(time.perf_counter() - started)
-        return tensor
+    async def classify(self, blobs: Sequence[bytes], k: int) -> list[list[Prediction]]:
+        """Encoded images -> their ``k`` most likely classes each (``/predict``). Errors as
+        ``probabilities``."""
+        rows = await self.probabilities(blobs)
+        with self.metrics.postprocess_seconds.time():
+            return self.classifier.postprocess(torch.stack(rows), k)
 
-    async def images(self, blobs: Sequence[bytes]) -> list[torch.Tensor]:
+    async def probabilities(self, blobs: Sequence[bytes]) -> list[torch.Tensor]:
         """Encoded images -> probabilities ``[C]`` each. Raises ``Overloaded`` (503) before decoding
         anything, and an image's decode error (400/413/415) as soon as it is found."""
         batcher, decoder = self._running()
-        loop = asyncio.get_running_loop()
-        return await batcher.submit([self._decode(loop, decoder, blob) for blob in blobs])
+        annotate(model=self.classifier.name, images=len(blobs))
+        # Coroutines, not futures: an image starts decoding only once its request is admitted.
+        return await batcher.submit([self._pixels(decoder, blob) for blob in blobs])
 
-    async def _decode(self, loop: asyncio.AbstractEventLoop, decoder: ThreadPoolExecutor,
-                      data: bytes) -> torch.Tensor:
-        return await loop.run_in_executor(decoder, self._preprocess, data)
-
-    async def tensors(self, batch: torch.Tensor) -> list[torch.Tensor]:
-        """Preprocessed ``[N, 3, H, W]`` float32 -> probabilities ``[C]`` per row."""
+    async def probabilities_of_tensors(self, batch: torch.Tensor) -> list[torch.Tensor]:
+        """Already preprocessed (normalised) float32 ``[N, 3, H, W]`` -> probabilities ``[C]`` per row."""
         batcher, _ = self._running()
-        return await batcher.submit(list(batch.unbind(0)))
+        annotate(model=self.classifier.name, images=batch.shape[0])
+        return await batcher.submit(list(batch.unbind(0)), normalized=True)
+
+    async def _pixels(self, decoder: ThreadPoolExecutor, data: bytes) -> torch.Tensor:
+        return await asyncio.get_running_loop().run_in_executor(decoder, self._decode_and_preprocess, data)
+
+    def _decode_and_preprocess(self, data: bytes) -> torch.Tensor:
+        """In a decode thread: bytes -> uint8 ``[3, crop, crop]`` (normalised later, per batch)."""
+        started = time.perf_counter()
+        preprocessor = self.classifier.preprocessor
+        image = decode_image(data, self.settings.max_image_pixels, preprocessor.resize_size)
+        tensor = preprocessor.pixels(image)
+        self.metrics.preprocess_seconds.observe(time.perf_counter() - started)
+        return tensor
 
     def _running(self) -> tuple[Batcher, ThreadPoolExecutor]:
         if self.batcher is None or self._decoder is None or not self.classifier.ready:
             raise NotReady("model is not loaded yet")
         return self.batcher, self._decoder
-
-
-async def get_pipeline(request: Request) -> InferencePipeline:
-    """FastAPI dependency: the app's ``InferencePipeline``."""
-    return request.app.state.pipeline
-
-
-#: Route parameter type: ``pipeline: Pipeline`` injects the app's ``InferencePipeline``.
-Pipeline = Annotated[InferencePipeline, Depends(get_pipeline)]
