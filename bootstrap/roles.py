@@ -25,6 +25,8 @@ AKS_RBAC_READER = "7f6c6a51-bcf8-42ba-9220-52d62157d7db"
 MAIN_PROGRAM_ROLES = (
     ACR_PULL,
     STORAGE_BLOB_DATA_READER,
+    # The main program gives the deployer publish rights on its models container (stacks/model_repository.py).
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
     AKS_RBAC_CLUSTER_ADMIN,
     AKS_RBAC_ADMIN,
     AKS_RBAC_WRITER,

@@ -8,7 +8,6 @@ their own. Every variable is listed in docs/configuration.md.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal

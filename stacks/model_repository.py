@@ -10,6 +10,7 @@ import pulumi_random as random
 from pulumi_azure_native import authorization, managedidentity, storage
 
 from stacks.acr_pull import role_definition_id
+from stacks.checkov_skips import skip_arm_checks
 
 CONTAINER = "models"
 # Built-in roles (the same GUIDs in every tenant), Azure built-in roles page, "Storage" section:
@@ -88,7 +89,22 @@ class ModelRepository(pulumi.ComponentResource):
             minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
             default_to_o_auth_authentication=True,
             allow_cross_tenant_replication=False,
+            # Trusted Azure services (e.g. Defender, backup) may pass; the account stays reachable from the
+            # cluster's nodes over its public endpoint (no private endpoint in this project, see the skip).
+            network_rule_set=storage.NetworkRuleSetArgs(
+                bypass=storage.Bypass.AZURE_SERVICES, default_action=storage.DefaultAction.ALLOW
+            ),
             opts=child,
+        )
+        skip_arm_checks(
+            self.account,
+            {
+                "CKV_AZURE_35": "pods read models over the public endpoint (no private endpoint in this "
+                "project); access still needs Entra ID + Storage Blob Data Reader, shared keys and "
+                "anonymous access are off",
+                "CKV_AZURE_206": f"{args.sku}: models are republishable artefacts kept with versioning and "
+                "soft delete; geo-replication is a modelStorageSku choice, not a default",
+            },
         )
         retention = storage.DeleteRetentionPolicyArgs(enabled=True, days=SOFT_DELETE_DAYS)
         self.blob_service = storage.BlobServiceProperties(

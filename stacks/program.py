@@ -14,9 +14,9 @@ from stacks.acr_pull import AcrPull, AcrPullArgs
 from stacks.cluster import AGENT_POOL_LABEL, WORKLOAD_POOL, Cluster, ClusterArgs
 from stacks.cluster_access import ClusterAccess, ClusterAccessArgs
 from stacks.config import PROJECT, StackConfig
-from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
 from stacks.image import AZURE_PLATFORMS, Image, ImageArgs
 from stacks.local_image import LocalImage, LocalImageArgs
+from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
 from stacks.monitoring import ContainerInsights, ContainerInsightsArgs
 from stacks.registry import Registry, RegistryArgs, registry_name_prefix
 from stacks.tls import Tls, TlsArgs

@@ -38,13 +38,16 @@ class ArmType:
 
     `type`: the ARM resource type. `names`: the Pulumi inputs that form the resource id's name segments,
     parent first (joined with "/" into the ARM `name`). `top`: body keys ARM keeps outside `properties`.
-    `drop`: other Pulumi-only inputs (path parameters that are not part of the name).
+    `drop`: other Pulumi-only inputs (path parameters that are not part of the name). A name segment
+    written `=<text>` is that literal text (e.g. the `default` blob service). `renames`: (SDK input, ARM
+    property) pairs where the SDK renamed an ARM property (storage `networkRuleSet` is ARM's `networkAcls`).
     """
 
     type: str
     names: tuple[str, ...]
     top: tuple[str, ...] = _COMMON_TOP
     drop: tuple[str, ...] = ("resourceGroupName",)
+    renames: tuple[tuple[str, str], ...] = ()
 
 
 #: Type token -> ARM type. ARM types and body layout from the Azure REST API specs of each provider
@@ -72,6 +75,37 @@ ARM_TYPES: dict[str, ArmType] = {
     "azure-native:authorization:RoleAssignment": ArmType(
         "Microsoft.Authorization/roleAssignments", ("roleAssignmentName",), ("scope",), ()
     ),
+    # Microsoft.Storage 2025-x: `sku`, `kind`, `identity` at the top; blob services and containers are
+    # children of the account (`<account>/default[/<container>]`).
+    "azure-native:storage:StorageAccount": ArmType(
+        "Microsoft.Storage/storageAccounts", ("accountName",), renames=(("networkRuleSet", "networkAcls"),)
+    ),
+    "azure-native:storage:BlobServiceProperties": ArmType(
+        "Microsoft.Storage/storageAccounts/blobServices",
+        ("accountName", "=default"),
+        (),
+        ("resourceGroupName", "blobServicesName"),
+    ),
+    "azure-native:storage:BlobContainer": ArmType(
+        "Microsoft.Storage/storageAccounts/blobServices/containers",
+        ("accountName", "=default", "containerName"),
+        (),
+    ),
+    "azure-native:managedidentity:UserAssignedIdentity": ArmType(
+        "Microsoft.ManagedIdentity/userAssignedIdentities", ("resourceName",), ("location", "tags")
+    ),
+    "azure-native:managedidentity:FederatedIdentityCredential": ArmType(
+        "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
+        ("resourceName", "federatedIdentityCredentialResourceName"),
+        (),
+    ),
+    "azure-native:monitor:DataCollectionRule": ArmType(
+        "Microsoft.Insights/dataCollectionRules", ("dataCollectionRuleName",), ("location", "tags", "kind")
+    ),
+    # An extension resource on the cluster: `resourceUri` is its scope.
+    "azure-native:monitor:DataCollectionRuleAssociation": ArmType(
+        "Microsoft.Insights/dataCollectionRuleAssociations", ("associationName",), (), ("resourceUri",)
+    ),
 }
 
 
@@ -96,7 +130,9 @@ def arm_resource(token: str, logical_name: str, inputs: dict[str, Any], skips: d
     if token not in ARM_TYPES:
         raise UnmappedType(f"{token} has no ARM mapping in tools.render_arm.ARM_TYPES")
     spec = ARM_TYPES[token]
-    name = "/".join(str(inputs.get(key) or logical_name) for key in spec.names)
+    name = "/".join(
+        key[1:] if key.startswith("=") else str(inputs.get(key) or logical_name) for key in spec.names
+    )
     resource: dict[str, Any] = {"type": spec.type, "apiVersion": api_version(token), "name": name}
     if skips:
         resource["metadata"] = {"checkov": [f"{check}:{reason}" for check, reason in sorted(skips.items())]}
@@ -105,6 +141,7 @@ def arm_resource(token: str, logical_name: str, inputs: dict[str, Any], skips: d
     for key, value in inputs.items():
         if key in pulumi_only:
             continue
+        key = dict(spec.renames).get(key, key)
         if key in spec.top:
             resource[key] = value
         else:

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "Microsoft.ContainerService/managedClusters"
 POOL = "Microsoft.ContainerService/managedClusters/agentPools"
 REGISTRY = "Microsoft.ContainerRegistry/registries"
+STORAGE = "Microsoft.Storage/storageAccounts"
 #: What each stack accepts, by ARM type: anything else must pass.
 EXPECTED_SKIPS = {
     "dev": {
@@ -33,8 +34,16 @@ EXPECTED_SKIPS = {
         (REGISTRY, "CKV_AZURE_166"),  # quarantine
         (REGISTRY, "CKV_AZURE_163"),  # Basic SKU
         (REGISTRY, "CKV_AZURE_233"),  # zone redundancy is Premium-only
+        (STORAGE, "CKV_AZURE_35"),  # model storage: public endpoint (no private endpoint)
+        (STORAGE, "CKV_AZURE_206"),  # LRS: models are republishable
     },
-    "prod": {(CLUSTER, "CKV_AZURE_172"), (REGISTRY, "CKV_AZURE_139"), (REGISTRY, "CKV_AZURE_166")},
+    "prod": {
+        (CLUSTER, "CKV_AZURE_172"),
+        (REGISTRY, "CKV_AZURE_139"),
+        (REGISTRY, "CKV_AZURE_166"),
+        (STORAGE, "CKV_AZURE_35"),
+        (STORAGE, "CKV_AZURE_206"),  # ZRS, not geo-replicated
+    },
 }
 
 
@@ -71,9 +80,15 @@ def test_checkov_arm_has_no_failed_check_on_dev_or_prod(checkov_report):
     assert summary["failed"] == 0 and not failed, failed
     assert summary["parsing_errors"] == 0
     passed = by_stack(checkov_report["results"]["passed_checks"])
-    # Both templates were judged: the cluster, pool and registry rules ran on each.
+    # Both templates were judged: the cluster, pool, registry and storage rules ran on each.
     for stack in ("dev", "prod"):
-        assert {t for t, _ in passed[stack]} == {CLUSTER, POOL, REGISTRY}, stack
+        assert {t for t, _ in passed[stack]} == {
+            CLUSTER,
+            POOL,
+            REGISTRY,
+            STORAGE,
+            f"{STORAGE}/blobServices/containers",
+        }, stack
     print(f"checkov arm: {summary}")
 
 
@@ -121,8 +136,23 @@ def test_resources_are_arm_bodies():
             REGISTRY,
             "Microsoft.Authorization/roleAssignments",
             "Microsoft.Authorization/roleAssignments",
+            # Container Insights data collection (stacks/monitoring.py)
+            "Microsoft.Insights/dataCollectionRules",
+            "Microsoft.Insights/dataCollectionRuleAssociations",
+            # model repository (stacks/model_repository.py): storage, identity and its two role assignments
+            STORAGE,
+            f"{STORAGE}/blobServices",
+            f"{STORAGE}/blobServices/containers",
+            "Microsoft.ManagedIdentity/userAssignedIdentities",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
+            "Microsoft.Authorization/roleAssignments",
+            "Microsoft.Authorization/roleAssignments",
         ]
     )
+    (account,) = [r for r in document["resources"] if r["type"] == STORAGE]
+    assert account["properties"]["networkAcls"]["bypass"] == "AzureServices"  # ARM's name, not the SDK's
+    (container,) = [r for r in document["resources"] if r["type"].endswith("/containers")]
+    assert container["name"] == f"{account['name']}/default/models"
     (cluster,) = [r for r in document["resources"] if r["type"] == CLUSTER]
     # field notes: azure-native 3.x ManagedCluster calls API 2025-09-01.
     assert cluster["apiVersion"] == "2025-09-01"

@@ -10,7 +10,7 @@ from tests.stacks.conftest import ROOT
 from tools.stack_mocks import stack_file_config
 
 #: vCPUs per VM size, Azure "Dsv5 series" specifications (learn.microsoft.com, sizes/general-purpose/dsv5).
-VCPUS = {"Standard_D2s_v5": 2, "Standard_D4s_v5": 4, "Standard_D8s_v5": 8}
+VCPUS = {f"Standard_D{n}{d}s_v5": n for n in (2, 4, 8) for d in ("", "d")}  # Dsv5 / Ddsv5: n vCPUs
 P = "aks-image-classifier:"
 
 

@@ -217,7 +217,7 @@ def test_enum_values_reach_azure_unchanged(dev, prod):
         "nodeOSUpgradeChannel": cs.NodeOSUpgradeChannel.NODE_IMAGE.value,
     }
     assert prod.one("azure-native:containerregistry:Registry").inputs["sku"] == {
-        "name": containerregistry.SkuName.STANDARD.value
+        "name": containerregistry.SkuName.PREMIUM.value
     }
     assert dev.one("azure-native:operationalinsights:Workspace").inputs["sku"] == {
         "name": operationalinsights.WorkspaceSkuNameEnum.PER_GB2018.value
