@@ -349,15 +349,20 @@ def _resources(r: _Reader) -> tuple[str, str, str, str]:
     return (*cpu, *memory)
 
 
-def _source_ranges(r: _Reader) -> tuple[str, ...]:
-    """`allowedSourceRanges`: CIDRs (IPv4 or IPv6) the load balancer admits; empty admits everyone."""
-    ranges = r.list("allowedSourceRanges")
+def _cidrs(r: _Reader, name: str) -> tuple[str, ...]:
+    """A list of CIDRs (IPv4 or IPv6, host bits zero), checked by `ipaddress.ip_network(strict=True)`."""
+    ranges = r.list(name)
     for cidr in ranges:
         try:
             ipaddress.ip_network(cidr, strict=True)
         except ValueError as exc:
-            raise ConfigError(f"{r.key('allowedSourceRanges')} has an invalid CIDR {cidr!r}: {exc}") from None
+            raise ConfigError(f"{r.key(name)} has an invalid CIDR {cidr!r}: {exc}") from None
     return ranges
+
+
+def _source_ranges(r: _Reader) -> tuple[str, ...]:
+    """`allowedSourceRanges`: CIDRs the load balancer admits; empty admits everyone."""
+    return _cidrs(r, "allowedSourceRanges")
 
 
 def _api_key(r: _Reader, is_secret: Callable[[str], bool]) -> Any:
@@ -551,13 +556,7 @@ class DeploySettings:
 
 
 def _deploy_settings(r: _Reader, kube_context: str | None) -> DeploySettings:
-    raw = r.raw("buildOnPreview")
-    if isinstance(raw, bool):
-        build_on_preview = raw
-    elif str(raw).lower() in ("true", "false"):
-        build_on_preview = str(raw).lower() == "true"
-    else:
-        raise ConfigError(f"{r.key('buildOnPreview')} must be true or false, got {raw!r}")
+    build_on_preview = r.bool("buildOnPreview")
     local_cluster = r.choice("localCluster", LOCAL_CLUSTERS)
     if local_cluster == "kind":
         name = kube_context.removeprefix("kind-") if kube_context else "kind"
@@ -608,24 +607,6 @@ class SecuritySettings:
     tls_contact_email: str | None
 
 
-def _bool(r: _Reader, name: str) -> bool:
-    """A `type: boolean` key: YAML bool or the CLI's text "true" / "false"."""
-    value = str(r.raw(name)).lower()
-    if value not in ("true", "false"):
-        raise ConfigError(f"{r.key(name)} must be true or false, got {r.raw(name)!r}")
-    return value == "true"
-
-
-def _cidrs(r: _Reader, name: str) -> tuple[str, ...]:
-    ranges = r.list(name)
-    for cidr in ranges:
-        try:
-            ipaddress.ip_network(cidr, strict=True)
-        except ValueError as exc:
-            raise ConfigError(f"{r.key(name)} has an invalid CIDR {cidr!r}: {exc}") from None
-    return ranges
-
-
 def _os_disk(r: _Reader, vm_sizes: tuple[str, ...]) -> tuple[str, int]:
     """`osDiskType` and `osDiskSizeGb`; an ephemeral disk must fit every pool's local disk."""
     disk_type = r.choice("osDiskType", OS_DISK_TYPES)
@@ -644,7 +625,7 @@ def _os_disk(r: _Reader, vm_sizes: tuple[str, ...]) -> tuple[str, int]:
 
 def _tls(r: _Reader, target: str) -> tuple[bool, str | None, str | None]:
     """`tls`, `dnsLabel`, `tlsContactEmail`: both names are required when TLS is on (azure only)."""
-    if not _bool(r, "tls"):
+    if not r.bool("tls"):
         return False, None, None
     if target != "azure":
         raise ConfigError(f"{r.key('tls')} needs target azure (the name is an Azure cloudapp DNS label)")
@@ -666,7 +647,7 @@ def _tls(r: _Reader, target: str) -> tuple[bool, str | None, str | None]:
 
 def _security_settings(r: _Reader, target: str, vm_sizes: tuple[str, ...]) -> SecuritySettings:
     ranges = _cidrs(r, "apiServerAuthorizedIpRanges")
-    if target == "azure" and _bool(r, "requireAuthorizedIpRanges") and not ranges:
+    if target == "azure" and r.bool("requireAuthorizedIpRanges") and not ranges:
         raise ConfigError(
             f"{r.key('apiServerAuthorizedIpRanges')} must list the CIDRs allowed to reach the API server: "
             f"{r.key('requireAuthorizedIpRanges')} is true for this stack"
@@ -674,14 +655,14 @@ def _security_settings(r: _Reader, target: str, vm_sizes: tuple[str, ...]) -> Se
     disk_type, disk_size = _os_disk(r, vm_sizes)
     tls, dns_label, email = _tls(r, target)
     return SecuritySettings(
-        local_accounts=_bool(r, "localAccounts"),
+        local_accounts=r.bool("localAccounts"),
         kubelogin_mode=r.choice("kubeloginMode", KUBELOGIN_MODES),
         deployer_principal_type=r.choice("deployerPrincipalType", PRINCIPAL_TYPES),
         authorized_ip_ranges=ranges,
         os_disk_type=disk_type,
         os_disk_size_gb=disk_size,
         max_pods=r.int("maxPods", minimum=50, maximum=250),
-        encryption_at_host=_bool(r, "encryptionAtHost"),
+        encryption_at_host=r.bool("encryptionAtHost"),
         untagged_retention_days=r.int("untaggedRetentionDays", minimum=0, maximum=365),
         tls=tls,
         dns_label=dns_label,
