@@ -4,7 +4,8 @@
 Dockerfile at build time so images carry their weights), then exits.
 Configuration or model-load errors exit with status 2 / 3 and one clear line on stderr; fetching
 ``MODEL_URI`` (``service.model_repository``) exits 4 not found, 5 access denied, 6 digest mismatch,
-7 unreachable.
+7 unreachable; an explicit ``MODEL_DTYPE`` that fails the accuracy gate (``service.precision_gate``)
+exits 8.
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     server = build_server(app, settings)  # SIGTERM: /readyz 503, SHUTDOWN_DELAY_S, drain, exit 0
     server.run()
     if not server.started:
-        if getattr(app.state, "startup_error", None) is None:  # else the lifespan logged it already
+        error = getattr(app.state, "startup_error", None)
+        if error is None:  # else the lifespan logged it already
             print("error: start-up failed (see the log above)", file=sys.stderr)
-        return 3
+        return getattr(error, "exit_status", 3)
     return 0
 
 

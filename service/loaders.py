@@ -3,6 +3,8 @@
 Detection (``detect_format``), by what is inside the file rather than its name:
 - zip with a ``<root>/code/`` folder: TorchScript (``torch.jit.save``), quantized ones included;
 - zip with ``<root>/archive_format``: a ``torch.export`` program archive (``.pt2``);
+- zip with ``openvino/model.xml``: an OpenVINO archive (``tools.compile_model``: IR + report.json),
+  served by ``ImageClassifier`` itself (``service.openvino_backend.read_archive``), not by ``load_file``;
 - zip with ``<root>/data.pkl`` only, or a legacy pickle (first byte 0x80): a ``torch.save`` file,
   loaded with ``weights_only=True`` (no code runs) and expected to be a ``state_dict``.
 """
@@ -23,7 +25,7 @@ from service.errors import ModelLoadError
 
 logger = logging.getLogger("service")
 
-TORCHSCRIPT, EXPORT, STATE_DICT = "torchscript", "export", "state_dict"
+TORCHSCRIPT, EXPORT, STATE_DICT, OPENVINO_ARCHIVE = "torchscript", "export", "state_dict", "openvino"
 
 
 @dataclass
@@ -33,10 +35,11 @@ class LoadedModel:
     module: torch.nn.Module
     source_format: str  # torchscript | export | state_dict | torchvision
     weights: torchvision.models.WeightsEnum | None = None  # torchvision weights, when known
+    program: torch.export.ExportedProgram | None = None  # the .pt2 program (OpenVINO converts it)
 
 
 def detect_format(path: Path) -> str:
-    """Return ``TORCHSCRIPT``, ``EXPORT`` or ``STATE_DICT`` for the file at ``path``.
+    """Return ``TORCHSCRIPT``, ``EXPORT``, ``STATE_DICT`` or ``OPENVINO_ARCHIVE`` for the file at ``path``.
 
     Raises ``ModelLoadError`` if the file is missing, unreadable, or none of these formats.
     """
@@ -53,6 +56,8 @@ def detect_format(path: Path) -> str:
                 names = archive.namelist()
         except (zipfile.BadZipFile, OSError) as exc:
             raise ModelLoadError(f"MODEL_PATH={path}: damaged archive ({exc})") from None
+        if "openvino/model.xml" in names:
+            return OPENVINO_ARCHIVE
         if any("/code/" in name for name in names):
             return TORCHSCRIPT
         if any(name.endswith("archive_format") for name in names):
@@ -62,7 +67,7 @@ def detect_format(path: Path) -> str:
     elif head[:1] == b"\x80":  # pickle protocol 2+ (torch.save with _use_new_zipfile_serialization=False)
         return STATE_DICT
     raise ModelLoadError(
-        f"MODEL_PATH={path}: not a TorchScript, torch.export (.pt2) or state_dict file")
+        f"MODEL_PATH={path}: not a TorchScript, torch.export (.pt2), state_dict or OpenVINO archive file")
 
 
 def load_file(path: Path, arch: str) -> LoadedModel:
@@ -71,20 +76,23 @@ def load_file(path: Path, arch: str) -> LoadedModel:
     Raises ``ModelLoadError`` with one line saying what is wrong.
     """
     fmt = detect_format(path)
+    program = None
     try:
         if fmt == TORCHSCRIPT:
             module = torch.jit.load(str(path), map_location="cpu")
             module.eval()
         elif fmt == EXPORT:
             with path.open("rb") as handle:  # a file object: the name need not end in .pt2
-                module = torch.export.load(handle).module()
+                program = torch.export.load(handle)
+            module = program.module()
         else:
             module = _load_state_dict(path, arch)
     except ModelLoadError:
         raise
     except Exception as exc:
         raise ModelLoadError(f"MODEL_PATH={path}: cannot load {fmt} file: {_first_line(exc)}") from None
-    return LoadedModel(module, fmt, _weights_or_none(arch, "DEFAULT") if fmt == STATE_DICT else None)
+    return LoadedModel(module, fmt, _weights_or_none(arch, "DEFAULT") if fmt == STATE_DICT else None,
+                       program)
 
 
 def _load_state_dict(path: Path, arch: str) -> torch.nn.Module:

@@ -9,8 +9,8 @@ import time
 import torch
 import torchvision
 
+from service import hostcpu, loaders, runtime
 from service.errors import ModelLoadError
-from service.loaders import LoadedModel, load_file, load_torchvision, read_labels
 from service.postprocess import Prediction, top_k
 from service.preprocess import Preprocessor
 from service.settings import Settings
@@ -19,16 +19,19 @@ logger = logging.getLogger("service")
 
 #: V2 metadata ``platform`` per artifact format (Triton's name for TorchScript is ``pytorch_libtorch``).
 PLATFORMS = {"torchscript": "pytorch_libtorch", "export": "pytorch_export", "state_dict": "pytorch_eager",
-             "torchvision": "pytorch_eager"}
+             "torchvision": "pytorch_eager", loaders.OPENVINO_ARCHIVE: "openvino"}
 
 
 class ImageClassifier:
     """A torchvision-style classifier: normalised ``[N, 3, crop, crop]`` -> probabilities ``[N, C]``.
 
     ``load()`` reads the model (``MODEL_PATH`` file or torchvision ``MODEL_ARCH``/``MODEL_WEIGHTS``), the
-    labels, fixes ``preprocessor`` (the weights' own transforms, or the settings) and warms the model
-    up; then ``ready`` is True. Raises ``ModelLoadError`` (one line) on any failure, e.g. labels that
-    do not match the output width.
+    labels, fixes ``preprocessor`` (the weights' own transforms, or the settings), picks the runtime and
+    precision (``service.runtime.plan`` on the host's ``service.hostcpu`` features, through the accuracy
+    gate of ``service.selection``) and warms the model up; then ``ready`` is True. ``runtime`` /
+    ``precision`` say what serves, ``gate_report`` what the gate measured. Raises ``ModelLoadError``
+    (one line) on any failure, e.g. labels that do not match the output width; ``PrecisionRejected``
+    when an explicit ``MODEL_DTYPE`` fails the gate.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -43,6 +46,9 @@ class ImageClassifier:
         self.preprocessor = Preprocessor.from_settings(settings)  # replaced by load() for torchvision weights
         self.dtype = torch.bfloat16 if settings.model_dtype == "bfloat16" else torch.float32
         self.memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
+        self.cpu = hostcpu.detect()
+        self.runtime, self.precision = runtime.TORCH, runtime.FLOAT32
+        self.gate_report: dict = {}
 
     @property
     def num_classes(self) -> int:
@@ -63,18 +69,70 @@ class ImageClassifier:
         """Load, check and warm up the model; sets ``ready``. Raises ``ModelLoadError``."""
         started = time.perf_counter()
         s = self.settings
-        loaded = load_file(s.model_path, s.model_arch) if s.model_path else load_torchvision(
-            s.model_arch, s.model_weights)
-        self.module, self.source_format = loaded.module, loaded.source_format
-        self._optimize()
-        self.preprocessor = Preprocessor.from_settings(s, loaded.weights)
+        if s.model_path and loaders.detect_format(s.model_path) == loaders.OPENVINO_ARCHIVE:
+            loaded = self._load_archive()
+        else:
+            loaded = self._read()
+            plan = runtime.plan(s.model_runtime, s.model_dtype, self.cpu, runtime.openvino_available())
+            logger.info("runtime plan: %s; host CPU %s", plan.reason, self.cpu.describe())
+            self.module, self.source_format = loaded.module, loaded.source_format
+            self.preprocessor = Preprocessor.from_settings(s, loaded.weights)
+            if plan.runtime == runtime.TORCH and plan.candidates == (runtime.FLOAT32,):
+                self.dtype = torch.float32
+                self._optimize()  # PyTorch float32: no calibration, no gate
+            else:
+                self._select(plan)
         width = self._output_width()
         self.labels = self._load_labels(loaded, width)
         self._warm_up()
         self.ready = True
-        logger.info("model %s v%s ready: %s, %d classes, input [N, 3, %d, %d], %.1f s", self.name,
-                    self.version, self.source_format, width, self.crop_size, self.crop_size,
-                    time.perf_counter() - started)
+        logger.info("model %s v%s ready: %s, %s %s, %d classes, input [N, 3, %d, %d], %.1f s", self.name,
+                    self.version, self.source_format, self.runtime, self.precision, width, self.crop_size,
+                    self.crop_size, time.perf_counter() - started)
+
+    def _read(self) -> loaders.LoadedModel:
+        s = self.settings
+        return loaders.load_file(s.model_path, s.model_arch) if s.model_path else loaders.load_torchvision(
+            s.model_arch, s.model_weights)
+
+    def _select(self, plan: runtime.Plan) -> None:
+        """Serve the first of ``plan``'s candidates that passes the accuracy gate."""
+        from service.selection import select
+
+        def build_torch(module: torch.nn.Module, precision: str):
+            self.module, self.dtype = module, torch.bfloat16 if precision == "bfloat16" else torch.float32
+            self.memory_format = torch.channels_last if self.settings.channels_last else \
+                torch.contiguous_format
+            self._optimize()
+            return self._forward
+
+        chosen = select(self.settings, plan, self._read, self.preprocessor, build_torch)
+        self.runtime, self.precision, self.gate_report = chosen.runtime, chosen.precision, chosen.report
+        if chosen.runtime == runtime.OPENVINO:
+            self.module, self.dtype = chosen.module, torch.float32
+            self.memory_format = torch.contiguous_format
+
+    def _load_archive(self) -> loaders.LoadedModel:
+        """An OpenVINO archive (``tools.compile_model``): compiled as stored, no calibration, no gate."""
+        from service import openvino_backend as ovb
+
+        s = self.settings
+        if s.model_runtime == runtime.TORCH:
+            raise ModelLoadError(f"MODEL_PATH={s.model_path} is an OpenVINO archive: MODEL_RUNTIME=torch "
+                                 "cannot serve it")
+        model, report = ovb.read_archive(s.model_path)
+        precision = report.get("serving", runtime.FLOAT32)
+        if s.model_dtype not in ("auto", precision):
+            raise ModelLoadError(f"MODEL_PATH={s.model_path} holds a {precision} model; MODEL_DTYPE="
+                                 f"{s.model_dtype} asks for another (unset it, or compile that one)")
+        self.module = ovb.compile_model(model, precision, s.torch_threads)
+        self.runtime, self.precision, self.gate_report = runtime.OPENVINO, precision, report
+        self.dtype, self.memory_format = torch.float32, torch.contiguous_format
+        self.source_format = loaders.OPENVINO_ARCHIVE
+        logger.info("OpenVINO archive: %s, gate measured at compile time: %s", precision,
+                    "; ".join(f"{c['precision']} {100 * c['overall']:.1f} %" for c in report.get(
+                        "candidates", [])) or "none")
+        return loaders.LoadedModel(self.module, loaders.OPENVINO_ARCHIVE, None)
 
     def _optimize(self) -> None:
         """Apply ``CHANNELS_LAST``, ``MODEL_DTYPE`` and ``TORCHSCRIPT_FREEZE`` to the module (the input
@@ -110,10 +168,10 @@ class ImageClassifier:
             raise ModelLoadError(f"model output has shape {list(out.shape)}; expected [N, C] logits")
         return int(out.shape[1])
 
-    def _load_labels(self, loaded: LoadedModel, width: int) -> list[str]:
+    def _load_labels(self, loaded: loaders.LoadedModel, width: int) -> list[str]:
         path = self.settings.model_labels
         if path is not None:
-            labels = read_labels(path)
+            labels = loaders.read_labels(path)
             if len(labels) != width:
                 raise ModelLoadError(f"MODEL_LABELS={path} has {len(labels)} labels but the model "
                                      f"outputs {width} classes")

@@ -62,8 +62,21 @@ class Settings(BaseSettings):
     torch_threads: int = Field(default_factory=available_cpus, ge=1, description="Intra-op threads.")
     decode_threads: int = Field(default_factory=lambda: min(4, available_cpus()), ge=1,
                                 description="Threads decoding and preprocessing images.")
-    model_dtype: Literal["float32", "bfloat16"] = Field(
-        "float32", description="Weights/activations dtype; bfloat16 runs on AMX / AVX-512 BF16 CPUs.")
+    model_runtime: Literal["auto", "torch", "openvino"] = Field(
+        "auto", description="Inference runtime; auto: OpenVINO when installed, else PyTorch.")
+    model_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
+        "auto", description="Precision; auto: int8 -> bfloat16 -> float32, the first that passes the "
+        "accuracy gate on this CPU; an explicit reduced precision that fails it stops the start-up.")
+    calibration_dir: Path | None = Field(None, description="Images for int8 calibration and the accuracy "
+                                         "gate's held-out set; default: the photos bundled with the service.")
+    calibration_images: int = Field(64, ge=4, le=4096, description="Images in each of the calibration and "
+                                    "held-out sets (crops of the files fill up a short folder).")
+    gate_margin: float = Field(0.1, ge=0, le=1, description="float32 top-1 lead (probability) that makes a "
+                               "held-out image confident.")
+    gate_min_confident: float = Field(0.99, ge=0, le=1, description="Top-1 agreement with float32 needed "
+                                      "on confident images (fraction).")
+    gate_min_overall: float = Field(0.95, ge=0, le=1, description="Top-1 agreement with float32 needed on "
+                                    "all held-out images (fraction).")
     channels_last: bool = Field(True, description="Run the model in channels_last memory format.")
     torchscript_freeze: bool = Field(
         True, description="TorchScript models: torch.jit.freeze + optimize_for_inference (BN folded).")
@@ -80,7 +93,7 @@ class Settings(BaseSettings):
         "auto", description="json: one JSON object per line; text: plain; auto: text on a terminal.")
     docs_enabled: bool = Field(True, description="Serve Swagger UI at /docs (assets bundled, no CDN).")
 
-    @field_validator("model_path", "model_labels", "api_key", mode="before")
+    @field_validator("model_path", "model_labels", "api_key", "calibration_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         """An empty variable (e.g. ``MODEL_PATH=`` from a Dockerfile default) means "not set"."""
@@ -94,7 +107,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "model_runtime", "model_dtype", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
 import threading
 import time
@@ -28,6 +29,11 @@ from tools.make_model import build_model, save_model, write_labels
 with warnings.catch_warnings():  # starlette's TestClient nags about httpx2, which is not a dependency
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
+
+# The tests of the request path run PyTorch's float32 path (MODEL_RUNTIME=auto / MODEL_DTYPE=auto would
+# convert, calibrate and gate every app's model: seconds each); tests of the runtime choice say theirs.
+os.environ.setdefault("MODEL_RUNTIME", "torch")
+os.environ.setdefault("MODEL_DTYPE", "float32")
 
 SMALL_ARCH = "mobilenet_v3_small"  # ~2.5 M parameters: a few ms per image on one core
 NUM_CLASSES = 1000
