@@ -27,7 +27,8 @@ WORKLOAD_IDENTITY_CLIENT_ID = "azure.workload.identity/client-id"  # service acc
 
 
 def service_env(s: WorkloadSettings) -> list[k8s.core.v1.EnvVarArgs]:
-    """Environment the service reads (see service/ settings). TORCH_THREADS = CPU limit in whole cores."""
+    """Environment the service reads (see service/ settings). No TORCH_THREADS / DECODE_THREADS: the service
+    sizes its thread pools from the container's CPU quota itself (service/cpus.py, docs/cpu-quota.md)."""
     values = {
         "MODEL_NAME": s.model_name,
         "MODEL_VERSION": s.model_version,
@@ -36,7 +37,6 @@ def service_env(s: WorkloadSettings) -> list[k8s.core.v1.EnvVarArgs]:
         "MAX_BATCH_DELAY_MS": str(s.max_batch_delay_ms),
         "MAX_QUEUE": str(s.max_queue),
         "REQUEST_TIMEOUT_MS": str(s.request_timeout_ms),
-        "TORCH_THREADS": str(s.torch_threads),
         "PORT": str(CONTAINER_PORT),
     }
     return [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in values.items()]

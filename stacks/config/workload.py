@@ -48,11 +48,6 @@ class WorkloadSettings:
     termination_grace_s: int
     allowed_source_ranges: tuple[str, ...] = ()
 
-    @property
-    def torch_threads(self) -> int:
-        """TORCH_THREADS: the CPU limit in whole cores, rounded up (at least 1)."""
-        return max(1, -(-cpu_millicores(self.cpu_limit) // 1000))
-
 
 def _request_and_limit(
     r: Reader,

@@ -99,9 +99,15 @@ def test_local_target_needs_no_location_and_has_no_cluster():
     assert cfg.cluster is None and cfg.location is None and not cfg.is_azure
 
 
-@pytest.mark.parametrize(("limit", "threads"), [("500m", 1), ("1", 1), ("1500m", 2), ("2", 2), ("3.5", 4)])
-def test_torch_threads_is_the_cpu_limit_rounded_up(limit, threads):
-    assert load(cpuRequest=limit, cpuLimit=limit).workload.torch_threads == threads
+def test_prod_keeps_the_measured_batch_size_default():
+    """Pulumi.prod.yaml sets no maxBatchSize: the service's measured default (8, docs/performance.md)
+    serves, which Pulumi.yaml declares as the key's default."""
+    from service.settings import Settings
+
+    prod = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["maxBatchSize"]["default"]
+    assert "aks-image-classifier:maxBatchSize" not in prod
+    assert declared == Settings.model_fields["max_batch_size"].default == 8
 
 
 def test_quantity_parsers():

@@ -19,7 +19,7 @@ def test_deployment_resources_env_and_rollout(dev):
         "limits": {"cpu": "1", "memory": "2Gi"},
     }
     env = {e["name"]: e["value"] for e in c["env"]}
-    assert env["TORCH_THREADS"] == "1" and env["PORT"] == "8080" and env["MODEL_NAME"] == "resnet50"
+    assert "TORCH_THREADS" not in env and env["PORT"] == "8080" and env["MODEL_NAME"] == "resnet50"
     assert {
         "MODEL_VERSION",
         "MODEL_ARCH",
