@@ -164,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{model} on {hw['cpu']}, {hw['cpus']} CPUs (load {hw['load_avg_1m_at_start']} at start)")
     print(", ".join(knobs) + "\n")
     print(report.table(results))
+    if results["service"].get("stages"):
+        print("\nservice per stage (whole run): " + ", ".join(
+            f"{key} {value}" for key, value in results["service"]["stages"].items()))
     print()
     print(report.verdicts(summary))
     print(f"\nwall {meta['wall_s']} s; JSON: {path}")

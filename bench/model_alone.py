@@ -94,15 +94,16 @@ def prepare(model_file: Path, labels_file: Path | None) -> _Prepared:
     classifier = ImageClassifier(settings)
     classifier.load()
     reference = None
-    if settings.model_dtype != "float32":
-        float32 = ImageClassifier(settings.model_copy(update={"model_dtype": "float32"}))
+    if classifier.precision != "float32":
+        float32 = ImageClassifier(settings.model_copy(update={"model_runtime": "torch",
+                                                              "model_dtype": "float32"}))
         float32.load()
         reference = float32.predict
     return _Prepared(
         classifier.predict,
         "service",
         settings.torch_threads,
-        settings.model_dtype,
+        f"{classifier.runtime} {classifier.precision}",
         classifier.memory_format is torch.channels_last,
         reference,
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import model_alone, report
+from bench import model_alone, report, stages
 from bench.rounds import RoundsConfig, run_rounds
 from bench.servers import ManagedProcess, ServerError, run_service, tree_rss_mib, wait_idle
 from bench.torchserve import run_torchserve, unavailable_reason
@@ -146,7 +146,8 @@ def bench_service(config: RunConfig, workdir: Path, rounds: Rounds | None = None
             proc,
         ):
             levels = run_load(base, "/predict", config, workdir, "service", "predictions")
-            result = {"levels": levels, "rss_mib": server_rss_mib(proc), "url": f"{base}/predict"}
+            result = {"levels": levels, "rss_mib": server_rss_mib(proc), "url": f"{base}/predict",
+                      "stages": stages.scrape(base)}
             more = paired(rounds, config, proc, (base, "/predict"), workdir, "service", "predictions")
             return {**result, **more, **_pids(proc)}
     except (ServerError, RuntimeError, subprocess.SubprocessError, OSError) as error:

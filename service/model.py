@@ -125,6 +125,10 @@ class ImageClassifier:
         if s.model_dtype not in ("auto", precision):
             raise ModelLoadError(f"MODEL_PATH={s.model_path} holds a {precision} model; MODEL_DTYPE="
                                  f"{s.model_dtype} asks for another (unset it, or compile that one)")
+        stored = report.get("preprocessing")
+        if stored and s.uses_default_preprocessing():  # as compiled (e.g. the weights' own transforms)
+            self.preprocessor = Preprocessor(stored["resize_size"], stored["crop_size"],
+                                             tuple(stored["mean"]), tuple(stored["std"]))
         self.module = ovb.compile_model(model, precision, s.torch_threads)
         self.runtime, self.precision, self.gate_report = runtime.OPENVINO, precision, report
         self.dtype, self.memory_format = torch.float32, torch.contiguous_format

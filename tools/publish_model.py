@@ -117,9 +117,12 @@ def upload(container: ContainerClient, blob: str, path: Path, sha256: str, role:
 
 
 def publish(container: ContainerClient, model: Path, labels: Path | None, name: str,
-            version: str) -> dict[str, str]:
+            version: str, compiled: Path | None = None, report: Path | None = None) -> dict[str, str]:
     """Upload a version; return the config to roll it out (`modelUri`, `modelSha256`, ...).
 
+    With `compiled` (an OpenVINO archive of `model`, `tools.compile_model`) and its `report` (JSON), the
+    source model is stored as role `source`, the report as `report`, and the archive is the version's
+    `model` (written last): pods load it without converting or re-quantizing.
     Raises `VersionExists` if any blob is already under `<name>/<version>/`, `PublishError` otherwise.
     """
     prefix = f"{name}/{version}/"
@@ -130,13 +133,18 @@ def publish(container: ContainerClient, model: Path, labels: Path | None, name: 
         if existing:
             raise VersionExists(f"{container.url}/{prefix} already holds {', '.join(existing)}: versions "
                                 "are immutable, publish a new --version")
-        digest = sha256_file(model)
-        config = {"modelUri": f"{container.url}/{prefix}{model.name}", "modelSha256": digest,
+        served = compiled or model
+        digest = sha256_file(served)
+        config = {"modelUri": f"{container.url}/{prefix}{served.name}", "modelSha256": digest,
                   "modelVersion": version}
         if labels is not None:  # labels first: the model blob, written last, marks a complete version
             upload(container, prefix + labels.name, labels, sha256_file(labels), role="labels")
             config["modelLabelsUri"] = f"{container.url}/{prefix}{labels.name}"
-        upload(container, prefix + model.name, model, digest)
+        if compiled is not None:
+            upload(container, prefix + model.name, model, sha256_file(model), role="source")
+            if report is not None:
+                upload(container, prefix + report.name, report, sha256_file(report), role="report")
+        upload(container, prefix + served.name, served, digest)
     except AzureError as exc:
         raise PublishError(f"upload to {container.url} failed: {str(exc).strip().splitlines()[0]}") from None
     return config
@@ -160,6 +168,26 @@ def show(container: ContainerClient, name: str, version: str) -> dict[str, str]:
     return config
 
 
+def _compile_and_publish(container: ContainerClient, args: argparse.Namespace) -> dict[str, str]:
+    """`tools.compile_model` into a temporary folder, then `publish` with the archive and its report."""
+    import json
+    import tempfile
+
+    from service.errors import ModelLoadError
+    from tools.compile_model import compile_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / f"{args.file.stem}.openvino.zip"
+        try:
+            report = compile_file(args.file, archive, args.labels, calibration=args.calibration)
+        except ModelLoadError as exc:
+            raise PublishError(f"--compile: {exc}") from None
+        report_file = Path(tmp) / f"{args.file.stem}.calibration.json"
+        report_file.write_text(json.dumps(report, indent=2, sort_keys=True))
+        print(f"compiled {args.file.name}: {report['serving']} ({report['plan']})", file=sys.stderr)
+        return publish(container, args.file, args.labels, args.name, args.version, archive, report_file)
+
+
 def config_lines(config: dict[str, str], stack: str | None) -> list[str]:
     """`pulumi config set [--stack S] <key> <value>` for each key, then `pulumi up`."""
     flag = f" --stack {stack}" if stack else ""
@@ -180,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true",
                         help="upload nothing: print the rollout lines of the published --version (roll back)")
     parser.add_argument("--labels", type=Path, help="labels file, one per line")
+    parser.add_argument("--compile", action="store_true",
+                        help="also compile --file for OpenVINO (tools.compile_model: int8 / bfloat16 via the "
+                        "accuracy gate) and publish that archive, with its calibration report, as the model")
+    parser.add_argument("--calibration", type=Path, help="with --compile: calibration images folder "
+                        "(default: the service's bundled photos)")
     parser.add_argument("--name", required=True, help="model name (first path segment)")
     parser.add_argument("--version", required=True, help="version (second path segment), e.g. 2")
     args = parser.parse_args(argv)
@@ -198,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         with container_client(args) as container:
             if args.show:
                 config = show(container, args.name, args.version)
+            elif args.compile:
+                config = _compile_and_publish(container, args)
             else:
                 config = publish(container, args.file, args.labels, args.name, args.version)
     except PublishError as exc:

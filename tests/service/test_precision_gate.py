@@ -180,3 +180,32 @@ def test_agreement_counts_near_ties_only_overall() -> None:
     result = agreement("int8", reference, candidate, margin=0.1)
     assert (result.agree, result.images, result.confident_agree, result.confident_images) == (2, 3, 2, 2)
     assert result.confident == 1.0 and result.overall == pytest.approx(2 / 3)
+
+
+def test_compiled_archive_serves_without_calibration(files, photo_dir, tmp_path, monkeypatch) -> None:
+    """tools.compile_model writes what the gate chose; MODEL_PATH=<archive> loads it as it is (no
+    calibration images read, no quantization) and answers as the gate-selected model did."""
+    from service import calibration
+    from tools.compile_model import compile_file, sha256_file
+
+    archive = tmp_path / "digits.openvino.zip"
+    report = compile_file(files["plain"], archive, files["labels"], calibration=photo_dir,
+                          resize_size=SIDE, crop_size=SIDE, calibration_images=64, torch_threads=2)
+    assert report["archive_sha256"] == sha256_file(archive)
+    assert report["source_sha256"] == sha256_file(files["plain"])
+    assert report["preprocessing"]["crop_size"] == SIDE and report["serving"] in ("int8", "bfloat16")
+
+    def no_calibration(*args, **kwargs):
+        raise AssertionError("an archive must not be calibrated again")
+
+    monkeypatch.setattr(calibration, "load", no_calibration)
+    served = ImageClassifier(Settings(model_path=archive, model_labels=files["labels"], torch_threads=2))
+    served.load()
+    assert (served.source_format, served.runtime, served.precision) == ("openvino", "openvino",
+                                                                        report["serving"])
+    assert served.crop_size == SIDE  # the preprocessing it was compiled with
+    fresh = ImageClassifier(_settings(files["plain"], files["labels"], photo_dir))
+    monkeypatch.undo()
+    fresh.load()
+    batch = torch.randn(4, 3, SIDE, SIDE)
+    assert served.predict(batch).argmax(1).tolist() == fresh.predict(batch).argmax(1).tolist()
