@@ -210,3 +210,20 @@ def test_compiled_archive_serves_without_calibration(files, photo_dir, tmp_path,
     fresh.load()
     digits = calibration.load(photo_dir, fresh.preprocessor, 16).held_out
     assert served.predict(digits).argmax(1).tolist() == fresh.predict(digits).argmax(1).tolist()
+
+
+def test_documented_gate_defaults_are_the_settings_defaults() -> None:
+    """docs/configuration.md and docs/performance.md state the gate's defaults; they come from here."""
+    from service.precision_gate import GateThresholds
+
+    fields = Settings.model_fields
+    defaults = (fields["gate_margin"].default, fields["gate_min_confident"].default,
+                fields["gate_min_overall"].default)
+    assert defaults == (GateThresholds.margin, GateThresholds.min_confident, GateThresholds.min_overall)
+    root = Path(__file__).resolve().parents[2]
+    keys = "`GATE_MARGIN` / `GATE_MIN_CONFIDENT` / `GATE_MIN_OVERALL`"
+    row = f"| {keys} | `{defaults[0]}` / `{defaults[1]}` / `{defaults[2]}` |"
+    assert row in (root / "docs" / "configuration.md").read_text()
+    performance = " ".join((root / "docs" / "performance.md").read_text().split())
+    assert (f"least {defaults[1] * 100:g} % where float32's top-1 leads by {defaults[0]} or more, and "
+            f"{defaults[2] * 100:g} % overall") in performance
