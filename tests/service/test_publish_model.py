@@ -109,3 +109,22 @@ def test_usage_errors(tmp_path):
         result = subprocess.run([sys.executable, "-m", "tools.publish_model", *args], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and needle in result.stderr, result.stderr
+
+
+def test_a_compiled_archive_is_the_version_model_next_to_its_source_and_report(container, model_files,
+                                                                               labels_file, tmp_path):
+    """publish(..., compiled, report): the archive is the `model` blob (written last, modelUri and
+    modelSha256 name it); the source and the calibration report are kept under the same version."""
+    source = model_files("torchscript")
+    archive = tmp_path / "small.openvino.zip"
+    archive.write_bytes(b"PK archive bytes")
+    report = tmp_path / "small.calibration.json"
+    report.write_text('{"serving": "int8"}')
+    config = publish_model.publish(container, source, labels_file, "compiled", "1", archive, report)
+    assert config["modelUri"].endswith("/compiled/1/small.openvino.zip")
+    assert config["modelSha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    roles = {blob.name.rsplit("/", 1)[1]: blob.metadata["role"]
+             for blob in container.list_blobs(name_starts_with="compiled/1/", include=["metadata"])}
+    assert roles == {source.name: "source", report.name: "report", archive.name: "model",
+                     labels_file.name: "labels"}
+    assert publish_model.show(container, "compiled", "1")["modelUri"] == config["modelUri"]
