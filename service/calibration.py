@@ -1,9 +1,9 @@
 """Calibration and held-out images for reduced precisions: two disjoint sets of preprocessed photos.
 
-Source: ``CALIBRATION_DIR`` (a folder of images; ``MODEL_CALIBRATION_URI`` is fetched into one), else
-the photos bundled with the service (``service/calibration/``: scikit-image's public-domain colour
-photos, downscaled). Files are sorted by name and dealt alternately: even positions calibrate
-(NNCF's activation ranges), odd positions are held out for the accuracy gate, so no image is in both.
+Source: ``CALIBRATION_DIR`` (a folder of images), else the photos bundled with the service
+(``service/calibration/``: scikit-image's public-domain colour photos, downscaled). Files are sorted by
+name and dealt alternately: even positions calibrate (NNCF's activation ranges), odd positions are held
+out for the accuracy gate, so no image is in both.
 Each set is filled up to ``count`` images: first every file whole, then seeded random crops of them
 (a quarter to all of the area, aspect 3:4 to 4:3, half of them mirrored; torchvision's
 ``RandomResizedCrop`` ranges), each preprocessed exactly as a request is (``Preprocessor``).
