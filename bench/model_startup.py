@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.cgroup import CgroupUnavailable, QuotaGroup, find_cpu_root
-from tools.emulator import free_port, start_azurite, stop_azurite
+from tests.harness.emulator import free_port, start_azurite, stop_azurite
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "build" / "bench" / "startup"
