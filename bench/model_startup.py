@@ -178,7 +178,8 @@ def run_sizing(sizing: Sizing, args: argparse.Namespace, emulator, uri: str, dig
             local = time_to_ready(common | {"MODEL_PATH": str(path)}, photo, prefix)
         sizing.runs["emulator"].append(remote)
         sizing.runs["local"].append(local)
-        print(f"{sizing.name} run {run}: emulator {remote.ready_s:6.2f} s (fetch "
+        print(f"{sizing.name} run {run} (load {os.getloadavg()[0]:.1f}): emulator {remote.ready_s:6.2f} s "
+              "(fetch "
               f"{remote.logged(_FETCHED, 2):.2f} s, load+warm {remote.logged(_LOADED, 1):.2f} s, "
               f"first predict {remote.first_predict_s:.2f} s)   local file {local.ready_s:6.2f} s (load+warm "
               f"{local.logged(_LOADED, 1):.2f} s, first predict {local.first_predict_s:.2f} s)", flush=True)

@@ -214,9 +214,13 @@ def test_an_http_error_or_no_server_fails_cleanly(server, backend, listener):
 
 
 def test_a_stalled_server_times_out(server, backend):
+    server.release.clear()
+    server.stalled.clear()
     started = time.monotonic()
-    with pytest.raises(UrlFetchTimeout, match="over 0.5 s"):
-        fetch(make(backend, timeout_s=0.5), f"http://{ALLOWED_NAME}:{server.port}/stall")
-    assert server.stalled.is_set()  # the server really held the body back
-    assert time.monotonic() - started < 15  # ended by the fetcher, not by the server's 30 s bound
-    server.release.set()
+    try:
+        with pytest.raises(UrlFetchTimeout, match="over 0.5 s"):
+            fetch(make(backend, timeout_s=0.5), f"http://{ALLOWED_NAME}:{server.port}/stall")
+        assert server.stalled.is_set()  # the server really held the body back
+        assert time.monotonic() - started < 15  # ended by the fetcher, not by the server's 30 s bound
+    finally:
+        server.release.set()
