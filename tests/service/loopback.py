@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -16,12 +17,14 @@ class ImageServer:
     Routes: ``/photo.jpg`` the image; ``/redirect?to=URL`` a 302 to URL; ``/chain/N`` N redirects then the
     image; ``/html`` text/html; ``/declared-big`` a Content-Length of ``big`` bytes; ``/streamed-big``
     ``big`` bytes without Content-Length; ``/stall`` headers, then nothing until ``release`` is set (at
-    most 30 s); ``/missing`` 404. ``requests`` records ``(path, Host header)``.
+    most 30 s); ``/missing`` 404. ``requests`` records ``(path, Host header)``. With ``tls`` (a server
+    context) it speaks HTTPS and ``server_names`` records each client's TLS SNI.
     """
 
-    def __init__(self, image: bytes, big: int) -> None:
+    def __init__(self, image: bytes, big: int, tls: ssl.SSLContext | None = None) -> None:
         self.image, self.big = image, big
         self.requests: list[tuple[str, str]] = []
+        self.server_names: list[str | None] = []
         self.release = threading.Event()
         self.stalled = threading.Event()
         outer = self
@@ -30,7 +33,7 @@ class ImageServer:
             def log_message(self, *args) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 outer.requests.append((self.path, self.headers.get("Host", "")))
                 path, query = urlsplit(self.path).path, parse_qs(urlsplit(self.path).query)
                 if path == "/photo.jpg":
@@ -87,6 +90,9 @@ class ImageServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -22,7 +22,8 @@ def image_server(jpeg):
 
 @pytest.fixture(scope="module")
 def url_server(app_settings):
-    settings = app_settings.model_copy(update={"image_url_fetch": True, "image_url_allowed_hosts": ["localhost"]})
+    settings = app_settings.model_copy(update={"image_url_fetch": True,
+                                               "image_url_allowed_hosts": ["localhost"]})
     with ServerThread(create_app(settings)) as server:
         yield server
 
