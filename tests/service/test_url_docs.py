@@ -32,7 +32,7 @@ def test_every_metadata_address_is_named():
 
 def test_limits_and_test_counts():
     assert f"at most {MAX_URL_LENGTH} characters" in DOC
-    assert f"each hostile spelling above ({len(HOSTILE)} URLs)" in DOC
+    assert f"each hostile spelling above ({len(HOSTILE)} URLs," in DOC
 
 
 @pytest.mark.parametrize("error", [errors.UrlRefused, errors.UrlFetchFailed, errors.UrlFetchTimeout,

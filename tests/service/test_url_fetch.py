@@ -138,6 +138,8 @@ HOSTILE = [
     ("http://[fe80::1%25lo]:{port}/", "zone"),
     ("http://256.0.0.1:{port}/", "invalid IPv4"),
     ("http://1.2.3.4.5:{port}/", "invalid IPv4"),
+    ("http://%31%32%37.0.0.1:{port}/", "invalid IPv4"),  # percent-encoded host: refused, never decoded
+    ("http://%6c%6fcalhost:{port}/", "invalid host name"),
 ]
 
 
@@ -153,6 +155,13 @@ def test_the_listener_does_see_a_connection(listener):
     """The spy of the test above can fail: a real connection is counted."""
     socket.create_connection(("127.0.0.1", listener.port), timeout=5).close()
     assert listener.connections() == 1
+
+
+def test_an_allowed_name_never_reaches_a_metadata_address(backend):
+    resolver = Resolver(["169.254.169.254"])  # the allowed name's DNS answers the metadata address
+    with pytest.raises(UrlRefused, match="cloud metadata"):
+        fetch(make(backend, resolver), f"http://{ALLOWED_NAME}/latest/meta-data/")
+    assert backend.dialled == []
 
 
 def test_one_refused_address_refuses_the_host(backend, listener):
