@@ -5,7 +5,8 @@ fetched and verified when it comes from ``MODEL_URI``, then loaded and warmed). 
 served both ways: uploaded to Azurite (``MODEL_URI`` + ``MODEL_SHA256``, a fresh empty ``MODEL_CACHE_DIR``
 each run, as a new pod's ``emptyDir``) and as ``MODEL_PATH`` (the file baked into the image). Runs
 alternate between the two so a change in machine load affects both alike. Prints one line per run and a
-summary (median, min, max in seconds), the fetch's and the load + warm-up's own durations from the
+summary (median, min, max in seconds), the CPU seconds the service used until ready (which, unlike wall time,
+other processes on the machine do not inflate), the fetch's and the load + warm-up's own durations from the
 service log, and the first ``POST /predict`` after ready (what the request that woke a scaled-to-zero
 app waits for on top of the start).
 
@@ -72,15 +73,24 @@ def photo_jpeg() -> bytes:
 
 @dataclass
 class Start:
-    """One start: seconds to /readyz 200, seconds of the first /predict after it, the service log."""
+    """One start: seconds to /readyz 200, the CPU seconds the service used until then, seconds of the
+    first /predict after it, the service log."""
 
     ready_s: float
+    cpu_s: float
     first_predict_s: float
     log: str
 
     def logged(self, pattern: re.Pattern[str], group: int) -> float:
         match = pattern.search(self.log)
         return float(match.group(group)) if match else math.nan
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time (s) of process ``pid`` so far (``/proc/<pid>/stat`` utime + stime, proc(5)):
+    unlike wall time, it does not grow when other processes share the CPUs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _get(port: int, method: str, path: str, body: bytes | None = None) -> int:
@@ -114,11 +124,12 @@ def time_to_ready(env: dict[str, str], photo: bytes, prefix: list[str] = (), tim
                 raise RuntimeError(f"not ready after {timeout_s} s")
             time.sleep(0.02)  # readiness poll interval: the resolution of the measurement
         ready = time.perf_counter() - started
+        cpu = cpu_seconds(process.pid)
         request_started = time.perf_counter()
         status = _get(port, "POST", "/predict", photo)
         if status != 200:
             raise RuntimeError(f"first POST /predict answered {status}")
-        return Start(ready, time.perf_counter() - request_started, _stop(process))
+        return Start(ready, cpu, time.perf_counter() - request_started, _stop(process))
     finally:
         if process.poll() is None:
             _stop(process)
@@ -180,9 +191,10 @@ def run_sizing(sizing: Sizing, args: argparse.Namespace, emulator, uri: str, dig
         sizing.runs["emulator"].append(remote)
         sizing.runs["local"].append(local)
         print(f"{sizing.name} run {run} (load {os.getloadavg()[0]:.1f}): emulator {remote.ready_s:6.2f} s "
-              "(fetch "
+              f"(CPU {remote.cpu_s:.1f} s, fetch "
               f"{remote.logged(_FETCHED, 2):.2f} s, load+warm {remote.logged(_LOADED, 1):.2f} s, "
-              f"first predict {remote.first_predict_s:.2f} s)   local file {local.ready_s:6.2f} s (load+warm "
+              f"first predict {remote.first_predict_s:.2f} s)   local file {local.ready_s:6.2f} s (CPU "
+              f"{local.cpu_s:.1f} s, load+warm "
               f"{local.logged(_LOADED, 1):.2f} s, first predict {local.first_predict_s:.2f} s)", flush=True)
 
 
@@ -196,6 +208,8 @@ def report(sizing: Sizing) -> None:
     print(_summary("load+warm", [s.logged(_LOADED, 1) for s in remote + local]))
     print(_summary("start+imports (local)", [s.ready_s - s.logged(_LOADED, 1) for s in local]))
     print(_summary("first predict", [s.first_predict_s for s in remote + local]))
+    print(_summary("CPU time to ready, emu", [s.cpu_s for s in remote]))
+    print(_summary("CPU time to ready, file", [s.cpu_s for s in local]))
     deltas = [a.ready_s - b.ready_s for a, b in zip(remote, local, strict=True)]
     print(f"  emulator - local, paired: median {statistics.median(deltas):+.2f} s "
           f"(min {min(deltas):+.2f}, max {max(deltas):+.2f})")
