@@ -50,3 +50,26 @@ def test_the_log_patterns_match_the_service_lines():
                       ready % ("resnet50", "1", "torchscript", 1000, 224, 224, 5.3)])
     start = Start(9.0, 8.0, 0.1, log)
     assert start.logged(_FETCHED, 2) == 0.76 and start.logged(_LOADED, 1) == 5.3
+
+
+COLD_START = (REPO_ROOT / "docs" / "cold-start.md").read_text()
+
+
+def test_the_documented_probes_follow_the_limits_and_the_pods():
+    """docs/cold-start.md's probe table: the startup row is PROBE_PERIOD_S x MAX_FAILURES and covers twice
+    the slowest start it quotes; liveness and readiness are the pods' (stacks/pod_spec.py)."""
+    from stacks import pod_spec
+
+    budget = PROBE_PERIOD_S * MAX_FAILURES
+    assert (f"| startup | `/healthz` | 1 | {PROBE_PERIOD_S} | 5 | {MAX_FAILURES} | {budget} s |"
+            in COLD_START)
+    assert f"`failureThreshold` 1 to {MAX_FAILURES}" in COLD_START
+    slowest = 40.9
+    assert f"({slowest} s)" in COLD_START and budget >= 2 * slowest
+    assert startup_budget(slowest)[0] == PROBE_PERIOD_S
+    assert (f"| liveness | `/healthz` | - | {pod_spec.LIVENESS_PERIOD_S} | {pod_spec.LIVENESS_TIMEOUT_S} | "
+            f"{pod_spec.LIVENESS_FAILURES} |" in COLD_START)
+    assert (f"| readiness | `/readyz` | - | {pod_spec.READINESS_PERIOD_S} | {pod_spec.READINESS_TIMEOUT_S} | "
+            f"{pod_spec.READINESS_FAILURES} |" in COLD_START)
+    pods = pod_spec.STARTUP_PERIOD_S * pod_spec.STARTUP_FAILURES
+    assert f"({pod_spec.STARTUP_PERIOD_S} s x {pod_spec.STARTUP_FAILURES} = {pods} s)" in COLD_START
