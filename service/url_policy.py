@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import idna
 
@@ -41,6 +41,8 @@ _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
 _HOST_NAME = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*$")
 _NUMBER = re.compile(r"^(0[xX][0-9a-fA-F]*|[0-9]+)$")
+#: Characters of a request target left as they are (RFC 3986 unreserved, sub-delims, ":@/?" and "%").
+_TARGET_SAFE = "/?:@!$&'()*+,;=%-._~"
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def parse_url(url: str) -> Target:
         raise UrlRefused("port 0 is not allowed")
     raw_host = parts.netloc.rsplit(":", 1)[0] if not parts.netloc.startswith("[") else parts.netloc
     host, address = canonical_host(raw_host)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # Non-ASCII in the path or query is sent percent-encoded (UTF-8), as browsers do; "%" stays as given.
+    target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_TARGET_SAFE)
     return Target(url, scheme, host, port or SCHEMES[scheme], target, address)
 
 
@@ -90,7 +93,9 @@ def canonical_host(raw: str) -> tuple[str, IPAddress | None]:
     """``(host, address)`` of a URL's host part (``[v6]`` with brackets, or a name or IPv4 in any
     spelling); ``address`` is set for IP literals. Raises ``UrlRefused`` for an invalid host."""
     if raw.startswith("["):
-        inside = raw[1:raw.index("]")] if "]" in raw else ""
+        inside, _, rest = raw[1:].partition("]")
+        if rest and not re.fullmatch(r":[0-9]*", rest):
+            raise UrlRefused(f"invalid host {raw!r}")
         if "%" in inside:
             raise UrlRefused("IPv6 zone identifiers are not allowed")
         try:

@@ -136,6 +136,7 @@ HOSTILE = [
     ("http://127.0.0.1:{port}\\@images.test/", "backslash"),
     ("http://images.test:{port}/\r\nX-Injected: 1", "control characters"),
     ("http://[fe80::1%25lo]:{port}/", "zone"),
+    ("http://[::ffff:127.0.0.1]images.test:{port}/", "invalid host"),
     ("http://256.0.0.1:{port}/", "invalid IPv4"),
     ("http://1.2.3.4.5:{port}/", "invalid IPv4"),
     ("http://%31%32%37.0.0.1:{port}/", "invalid IPv4"),  # percent-encoded host: refused, never decoded
@@ -187,6 +188,12 @@ def test_redirect_from_an_allowed_host_to_a_refused_one_is_refused(server, backe
     assert server.requests[-1][0].startswith("/redirect")  # the allowed hop was fetched
     assert backend.dialled == ["127.0.0.1"]  # only the allowed server
     assert listener.connections() == 0
+
+
+def test_a_non_ascii_path_is_sent_percent_encoded(server, backend):
+    with pytest.raises(UrlFetchFailed, match="HTTP 404"):
+        fetch(make(backend), f"http://{ALLOWED_NAME}:{server.port}/caf\u00e9.jpg?q=\u00fc")
+    assert server.requests[-1][0] == "/caf%C3%A9.jpg?q=%C3%BC"
 
 
 def test_redirects_are_followed_up_to_the_limit(server, backend, jpeg):
