@@ -1,63 +1,125 @@
-"""Built-in Azure role GUIDs the deploy identity holds or may assign, and the ABAC condition that limits
-which roles it may assign.
+"""Azure role GUIDs the delivery identities hold or may assign, and the ABAC conditions that narrow them.
 
-GUIDs are the same in every tenant: learn.microsoft.com/azure/role-based-access-control/built-in-roles
-(General: Contributor; Privileged: Role Based Access Control Administrator; Storage; Containers;
-Security: Key Vault Crypto User).
+Built-in GUIDs are the same in every tenant (learn.microsoft.com/azure/role-based-access-control/
+built-in-roles, sections General: Contributor, Reader; Privileged: Role Based Access Control Administrator;
+Storage; Containers; Security: Key Vault Crypto User; Monitor: Monitoring Data Reader).
+
+Condition syntax (version 2.0) follows Microsoft's examples:
+- role assignment writes and deletes: "Examples to delegate Azure role assignment management with conditions",
+  section "Constrain roles and principal types" (learn.microsoft.com/azure/role-based-access-control/
+  delegate-role-assignments-examples). Conditions on role assignments see the role definition id, the
+  principal id and the principal type, not the scope: the scope is where the administrator role is assigned.
+- blob paths: "Example Azure role assignment conditions for Blob Storage", sections "Read or list blobs in
+  named containers with a path" and "Write blobs in named containers with a path"
+  (learn.microsoft.com/azure/storage/blobs/storage-auth-abac-examples).
 """
 
 from __future__ import annotations
 
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+USER_ACCESS_ADMINISTRATOR = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
 RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"  # Role Based Access Control Administrator
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+MONITORING_DATA_READER = "b0d8363b-8ddd-447d-831f-62ca05bff136"
 AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
-AKS_RBAC_ADMIN = "3498e952-d568-435e-9b2c-8d77e338d7f7"
-AKS_RBAC_WRITER = "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb"
 AKS_RBAC_READER = "7f6c6a51-bcf8-42ba-9220-52d62157d7db"
+#: Azure Kubernetes Service Cluster User Role: `managedClusters/read` and `listClusterUserCredential/action`
+#: (the cluster's API server URL and CA, which the main program fetches in every preview); no write.
+AKS_CLUSTER_USER = "4abbcc35-e782-43d8-92c5-2d3abe0ed2dd"
 
-#: Roles the main program (`stacks/`) assigns, so the only ones the deploy identity may assign:
-#: AcrPull (kubelet identity on the registry), Storage Blob Data Reader (the service's workload identity
-#: on a model container) and the AKS RBAC roles (Entra-only cluster access for people and the deployer).
-MAIN_PROGRAM_ROLES = (
-    ACR_PULL,
-    STORAGE_BLOB_DATA_READER,
-    # The main program gives the deployer publish rights on its models container (stacks/model_repository.py).
-    STORAGE_BLOB_DATA_CONTRIBUTOR,
-    AKS_RBAC_CLUSTER_ADMIN,
-    AKS_RBAC_ADMIN,
-    AKS_RBAC_WRITER,
-    AKS_RBAC_READER,
+#: What a Pulumi preview needs on the secrets key: decrypt the stack's data key (plus the key's metadata).
+#: Pulumi's `azurekeyvault://` provider (gocloud.dev/secrets/azurekeyvault) calls Key Vault's `decrypt`
+#: with RSA-OAEP-256; `encrypt` is needed only to create a stack or change its key. No built-in role has
+#: decrypt alone (Key Vault Crypto User adds encrypt, sign, verify, wrap, unwrap; Key Vault Crypto Service
+#: Encryption User has wrap/unwrap but not decrypt), so the bootstrap declares a custom role with these
+#: data actions (learn.microsoft.com/azure/key-vault/general/rbac-guide, "Key Vault data plane actions").
+DECRYPT_DATA_ACTIONS = (
+    "Microsoft.KeyVault/vaults/keys/read",
+    "Microsoft.KeyVault/vaults/keys/decrypt/action",
 )
+
+#: Roles the main program (`stacks/`) assigns, the only ones a deploy identity may assign: AcrPull (kubelet
+#: identity on the registry), Storage Blob Data Reader (the service's workload identity on the models
+#: container), Storage Blob Data Contributor (model publishers on the models container, inside the stack's
+#: group only). AKS RBAC Cluster Admin joins when `clusterAdminAssignable` is true (the default: the program
+#: gives its configured cluster admins that role).
+MAIN_PROGRAM_ROLES = (ACR_PULL, STORAGE_BLOB_DATA_READER, STORAGE_BLOB_DATA_CONTRIBUTOR)
+#: Principal types a deploy identity may grant to: managed identities (kubelet, workload) are service
+#: principals; people get access through Entra groups (cluster admins, model publishers as data, the
+#: aks-baseline `clusterAdminMicrosoftEntraGroupObjectId` model), never as a `User` the pipeline picks.
+ASSIGNABLE_PRINCIPAL_TYPES = ("ServicePrincipal", "Group")
+
+_ASSIGNMENT_ROLE = "Microsoft.Authorization/roleAssignments:RoleDefinitionId"
+_ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments:PrincipalType"
+_BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
+_BLOB_PATH = f"@Resource[{_BLOBS}:path]"
 
 
 def role_definition_id(subscription_id: str, role_guid: str) -> str:
-    """ARM id of a built-in role at subscription scope:
+    """ARM id of a role at subscription scope:
     `/subscriptions/<sub>/providers/Microsoft.Authorization/roleDefinitions/<guid>`."""
     return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
 
 
-def assign_only_condition(role_guids: tuple[str, ...]) -> str:
-    """ABAC condition (version 2.0) for a Role Based Access Control Administrator assignment: the holder may
-    create and delete role assignments only of `role_guids`.
+def _quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
 
-    The shape is Microsoft's "Constrain roles" example ("Delegate Azure role assignment management to
-    others with conditions", learn.microsoft.com/azure/role-based-access-control/
-    delegate-role-assignments-examples):
-    a write must request one of the roles, a delete must target one of them; every other action is
-    unaffected. Raises ValueError for an empty list (an empty set would block every assignment).
+
+def assign_only_condition(role_guids: tuple[str, ...],
+                          principal_types: tuple[str, ...] = ASSIGNABLE_PRINCIPAL_TYPES) -> str:
+    """ABAC condition (version 2.0) for a Role Based Access Control Administrator assignment: the holder may
+    create and delete role assignments only of `role_guids` and only for principals of `principal_types`.
+
+    A write must request one of the roles for one of the types (`@Request`), a delete must target such an
+    assignment (`@Resource`); every other action is unaffected. Raises ValueError for an empty list (an
+    empty set would block every assignment).
     """
-    if not role_guids:
-        raise ValueError("at least one role definition GUID is needed")
+    if not role_guids or not principal_types:
+        raise ValueError("at least one role definition GUID and one principal type are needed")
     guids = ", ".join(dict.fromkeys(g.lower() for g in role_guids))
-    attribute = "Microsoft.Authorization/roleAssignments:RoleDefinitionId"
-    return (
-        "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR "
-        f"(@Request[{attribute}] ForAnyOfAnyValues:GuidEquals {{{guids}}}))"
-        " AND "
-        "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})) OR "
-        f"(@Resource[{attribute}] ForAnyOfAnyValues:GuidEquals {{{guids}}}))"
+    types = _quoted(tuple(dict.fromkeys(principal_types)))
+    clauses = []
+    for action, source in (("write", "Request"), ("delete", "Resource")):
+        clauses.append(
+            f"((!(ActionMatches{{'Microsoft.Authorization/roleAssignments/{action}'}})) OR "
+            f"(@{source}[{_ASSIGNMENT_ROLE}] ForAnyOfAnyValues:GuidEquals {{{guids}}} AND "
+            f"@{source}[{_ASSIGNMENT_TYPE}] ForAnyOfAnyValues:StringEqualsIgnoreCase {{{types}}}))"
+        )
+    return " AND ".join(clauses)
+
+
+def state_paths(project: str, stack: str) -> tuple[str, ...]:
+    """`StringLike` patterns of the blobs a Pulumi DIY backend keeps for `project`/`stack` under `.pulumi/`:
+    the checkpoint `stacks/<project>/<stack>.json` (and `.json.bak`, `.json.attrs`) and the folders
+    `locks/`, `history/`, `backups/` `<project>/<stack>/...` (pulumi/pulumi pkg/backend/diy layout)."""
+    return (f".pulumi/*/{project}/{stack}.*", f".pulumi/*/{project}/{stack}/*")
+
+
+def _path_clause(patterns: tuple[str, ...]) -> str:
+    return "(" + " OR ".join(f"{_BLOB_PATH} StringLike '{p}'" for p in patterns) + ")"
+
+
+def state_condition(readable: tuple[str, ...], writable: tuple[str, ...]) -> str:
+    """ABAC condition (version 2.0) for a Storage Blob Data Reader / Contributor assignment on the state
+    container: reading a blob (listing excluded: it carries no path) is allowed only under `readable`
+    patterns plus `.pulumi/meta.yaml` (the backend's version file, read at `pulumi login`); writing,
+    creating and deleting only under `writable`. An empty `writable` adds no write clause (a reader role
+    has no write action). Raises ValueError when `readable` is empty."""
+    if not readable:
+        raise ValueError("at least one readable path is needed")
+    read = (
+        f"((!(ActionMatches{{'{_BLOBS}/read'}} AND NOT SubOperationMatches{{'Blob.List'}})) OR "
+        f"{_path_clause(('.pulumi/meta.yaml', *readable))})"
     )
+    if not writable:
+        return read
+    write = (
+        f"((!(ActionMatches{{'{_BLOBS}/write'}}) AND !(ActionMatches{{'{_BLOBS}/add/action'}}) AND "
+        f"!(ActionMatches{{'{_BLOBS}/delete'}})) OR {_path_clause(writable)})"
+    )
+    return f"{read} AND {write}"
