@@ -1,8 +1,9 @@
 """Azure role GUIDs the delivery identities hold or may assign, and the ABAC conditions that narrow them.
 
-Built-in GUIDs are the same in every tenant (learn.microsoft.com/azure/role-based-access-control/
-built-in-roles, sections General: Contributor, Reader; Privileged: Role Based Access Control Administrator;
-Storage; Containers; Security: Key Vault Crypto User; Monitor: Monitoring Data Reader).
+The GUIDs both programs use live in `stacks/roles.py`; the ones only the bootstrap names are here. Built-in
+GUIDs are the same in every tenant (learn.microsoft.com/azure/role-based-access-control/built-in-roles,
+sections General: Owner; Privileged: User Access Administrator; Containers: Azure Kubernetes Service Cluster
+User Role; Monitor: Monitoring Data Reader).
 
 Condition syntax (version 2.0) follows Microsoft's examples:
 - role assignment writes and deletes: "Examples to delegate Azure role assignment management with conditions",
@@ -16,18 +17,46 @@ Condition syntax (version 2.0) follows Microsoft's examples:
 
 from __future__ import annotations
 
-CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
-READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+from stacks.roles import (
+    ACR_PULL,
+    AKS_RBAC_CLUSTER_ADMIN,
+    AKS_RBAC_READER,
+    CONTRIBUTOR,
+    KEY_VAULT_CRYPTO_USER,
+    RBAC_ADMINISTRATOR,
+    READER,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+    STORAGE_BLOB_DATA_READER,
+    role_definition_id,
+)
+
+__all__ = [
+    "ACR_PULL",
+    "AKS_CLUSTER_USER",
+    "AKS_RBAC_CLUSTER_ADMIN",
+    "AKS_RBAC_READER",
+    "ASSIGNABLE_PRINCIPAL_TYPES",
+    "CONTRIBUTOR",
+    "DECRYPT_DATA_ACTIONS",
+    "KEY_VAULT_CRYPTO_USER",
+    "MAIN_PROGRAM_ROLES",
+    "MONITORING_DATA_READER",
+    "OWNER",
+    "RBAC_ADMINISTRATOR",
+    "READER",
+    "STORAGE_BLOB_DATA_CONTRIBUTOR",
+    "STORAGE_BLOB_DATA_READER",
+    "USER_ACCESS_ADMINISTRATOR",
+    "assign_only_condition",
+    "role_definition_id",
+    "state_condition",
+    "state_paths",
+]
+
+# Roles only the bootstrap names (the shared ones live in `stacks/roles.py`).
 OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 USER_ACCESS_ADMINISTRATOR = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
-RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"  # Role Based Access Control Administrator
-STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
-KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
-ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 MONITORING_DATA_READER = "b0d8363b-8ddd-447d-831f-62ca05bff136"
-AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
-AKS_RBAC_READER = "7f6c6a51-bcf8-42ba-9220-52d62157d7db"
 #: Azure Kubernetes Service Cluster User Role: `managedClusters/read` and `listClusterUserCredential/action`
 #: (the cluster's API server URL and CA, which the main program fetches in every preview); no write.
 AKS_CLUSTER_USER = "4abbcc35-e782-43d8-92c5-2d3abe0ed2dd"
@@ -58,12 +87,6 @@ _ASSIGNMENT_ROLE = "Microsoft.Authorization/roleAssignments:RoleDefinitionId"
 _ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments:PrincipalType"
 _BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
 _BLOB_PATH = f"@Resource[{_BLOBS}:path]"
-
-
-def role_definition_id(subscription_id: str, role_guid: str) -> str:
-    """ARM id of a role at subscription scope:
-    `/subscriptions/<sub>/providers/Microsoft.Authorization/roleDefinitions/<guid>`."""
-    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
 
 
 def _quoted(values: tuple[str, ...]) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.bootstrap.harness import run_bootstrap
-from tools.stack_mocks import SUBSCRIPTION_ID, MockRun
+from tests.harness.stack_mocks import SUBSCRIPTION_ID, MockRun
 
 REPO = "octo-org/aks-image-classifier"
 SUBJECT = {"preview": f"repo:{REPO}:pull_request", "dev": f"repo:{REPO}:ref:refs/heads/main",

@@ -17,7 +17,7 @@ import yaml
 from bootstrap import roles
 from bootstrap.config import FEDERATION_AUDIENCE, GITHUB_ISSUER, PROJECT
 from tests.bootstrap.harness import client_id, principal_id, run_bootstrap
-from tools.stack_mocks import SUBSCRIPTION_ID, TENANT_ID, MockRun
+from tests.harness.stack_mocks import SUBSCRIPTION_ID, TENANT_ID, MockRun
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "octo-org/aks-image-classifier"
@@ -168,7 +168,7 @@ def test_main_program_assigns_only_roles_the_condition_allows(stack):
     from bootstrap.access import assignable_roles
     from bootstrap.config import load_config
     from tests.bootstrap.harness import BASE
-    from tools.stack_mocks import run_program, stack_file_config
+    from tests.harness.stack_mocks import run_program, stack_file_config
 
     main = run_program(stack_file_config(stack, ROOT), stack)
     assigned = {r.inputs["roleDefinitionId"].rsplit("/", 1)[1]

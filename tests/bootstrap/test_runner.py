@@ -17,7 +17,7 @@ import pytest
 
 from bootstrap.runner import RUNNER_HOME
 from tests.bootstrap.harness import RUNNER_EGRESS_IP, run_bootstrap
-from tools.stack_mocks import MockRun, is_secret
+from tests.harness.stack_mocks import MockRun, is_secret
 
 TOKEN = "AABBCCDDEEFFGG"
 

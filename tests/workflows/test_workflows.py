@@ -180,7 +180,7 @@ def test_ci_stacks_sign_in_to_kubernetes_with_the_token_file(stack):
     <kubeloginMode>`); the CI stacks must say workloadidentity, or kubelogin would look for an Azure CLI
     session that no job opens."""
     from stacks.kubeconfig import kubelogin_args
-    from tools.stack_mocks import stack_file_config
+    from tests.harness.stack_mocks import stack_file_config
 
     mode = stack_file_config(stack, ROOT)["aks-image-classifier:kubeloginMode"]
     assert mode == "workloadidentity"
