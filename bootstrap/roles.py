@@ -1,9 +1,8 @@
 """Azure role GUIDs the delivery identities hold or may assign, and the ABAC conditions that narrow them.
 
-The GUIDs both programs use live in `stacks/roles.py`; the ones only the bootstrap names are here. Built-in
+The GUIDs both programs use live in `stacks/roles.py`; the one only the bootstrap names is here. Built-in
 GUIDs are the same in every tenant (learn.microsoft.com/azure/role-based-access-control/built-in-roles,
-sections General: Owner; Privileged: User Access Administrator; Containers: Azure Kubernetes Service Cluster
-User Role; Monitor: Monitoring Data Reader).
+section Containers: Azure Kubernetes Service Cluster User Role).
 
 Condition syntax (version 2.0) follows Microsoft's examples:
 - role assignment writes and deletes: "Examples to delegate Azure role assignment management with conditions",
@@ -40,23 +39,16 @@ __all__ = [
     "DECRYPT_DATA_ACTIONS",
     "KEY_VAULT_CRYPTO_USER",
     "MAIN_PROGRAM_ROLES",
-    "MONITORING_DATA_READER",
-    "OWNER",
     "RBAC_ADMINISTRATOR",
     "READER",
     "STORAGE_BLOB_DATA_CONTRIBUTOR",
     "STORAGE_BLOB_DATA_READER",
-    "USER_ACCESS_ADMINISTRATOR",
     "assign_only_condition",
     "role_definition_id",
     "state_condition",
     "state_paths",
 ]
 
-# Roles only the bootstrap names (the shared ones live in `stacks/roles.py`).
-OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
-USER_ACCESS_ADMINISTRATOR = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
-MONITORING_DATA_READER = "b0d8363b-8ddd-447d-831f-62ca05bff136"
 #: Azure Kubernetes Service Cluster User Role: `managedClusters/read` and `listClusterUserCredential/action`
 #: (the cluster's API server URL and CA, which the main program fetches in every preview); no write.
 AKS_CLUSTER_USER = "4abbcc35-e782-43d8-92c5-2d3abe0ed2dd"

@@ -222,3 +222,47 @@ def test_state_blobs_each_identity_may_read_and_write(by_subject, level, action,
     assert not _allowed(condition, action, f".pulumi/stacks/{STACK}/{stack}x.json")
     if level == "preview":
         assert _state_paths(condition, "write") == []  # a reader role, and no write clause
+
+
+LEVEL_ORDER = ("preview", "dev", "prod")
+
+
+def _scope_text(identity: Identity, role: str, scope: str) -> str:
+    if scope.startswith("group:"):
+        return f"group `{scope.removeprefix('group:')}`"
+    if scope.startswith("key:"):
+        return f"key `{scope.removeprefix('key:')}`"
+    if scope == "runner-ip":
+        return "the prod runner's public IP"
+    condition = identity.conditions[(role, scope)]
+    blob = f".pulumi/stacks/{STACK}/{{}}.json"
+    reads = [s for s in ("dev", "prod") if _allowed(condition, "read", blob.format(s))]
+    writes = [s for s in ("dev", "prod") if _allowed(condition, "write", blob.format(s))]
+    return f"state container: read {', '.join(reads)}" + (f"; write {', '.join(writes)}" if writes else "")
+
+
+def doc_tables(run: MockRun) -> tuple[list[str], list[str]]:
+    """The rows of docs/delivery.md's two matrix tables (roles held; assignments allowed), from the run."""
+    by_level = {i.name.rsplit("-", 1)[1]: i for i in identities(run).values()}
+    held, assign = [], []
+    for level in LEVEL_ORDER:
+        identity = by_level[level]
+        for role, scope in sorted(identity.holds, key=lambda h: (h[1], h[0])):
+            held.append(f"| `{identity.name}` | {role} | {_scope_text(identity, role, scope)} |")
+        triples = may_assign(identity)
+        for scope in sorted({s for _, _, s in triples}):
+            roles_ = ", ".join(sorted({r for r, _, s in triples if s == scope}))
+            kinds = ", ".join(sorted({k for _, k, s in triples if s == scope}))
+            assign.append(f"| `{identity.name}` | {roles_} | {kinds} | {_scope_text(identity, '', scope)} |")
+    return held, assign
+
+
+def test_docs_state_the_matrix(run):
+    """docs/delivery.md's identity matrix is the one the bootstrap declares, row for row."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "delivery.md").read_text()
+    held, assign = doc_tables(run)
+    for rows in (held, assign):
+        block = "\n".join(rows)
+        assert block in doc, block

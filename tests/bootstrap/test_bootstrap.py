@@ -279,3 +279,44 @@ def test_main_program_does_not_import_bootstrap():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0] == "bootstrap" for n in names), path
+
+
+DELIVERY_DOC = ROOT / "docs" / "delivery.md"
+
+
+def test_every_bootstrap_key_is_documented():
+    declared = yaml.safe_load((ROOT / "bootstrap/Pulumi.yaml").read_text())["config"]
+    spans = set(re.findall(r"`([^`\n]+)`", DELIVERY_DOC.read_text()))
+    assert sorted(set(declared) - spans) == []
+
+
+def test_docs_name_the_runner_output_labels_and_defaults(run):
+    """The names and defaults docs/delivery.md gives the runner come from the code."""
+    from bootstrap.config import load_config
+    from bootstrap.program import RUNNER_EGRESS_OUTPUT, RUNNER_NAME
+    from tests.bootstrap.harness import BASE
+
+    doc = DELIVERY_DOC.read_text()
+    runner = load_config(BASE.get).runner
+    assert RUNNER_EGRESS_OUTPUT in run.outputs
+    for text in (f"**`{RUNNER_EGRESS_OUTPUT}`**", f"`{RUNNER_NAME}`", f"`{runner.vm_size}`",
+                 f"`{runner.address_prefix}`", f"`{runner.version}`", f"`{run.outputs['runnerLabels'][1]}`",
+                 f"`{RUNNER_NAME}-egress`", f"`{RUNNER_NAME}-vm`",
+                 '`runs-on: ${{ fromJSON(vars.PROD_RUNNER_LABELS) }}`',
+                 f"`{run.outputs['ghVariableCommands'].split()[3]}`"):
+        assert text in doc, text
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_bootstrap_creates_the_group_each_stack_file_names(stack):
+    """The main program adopts the group its stack file names (`resourceGroupName`); the bootstrap must have
+    created exactly that group for that stack, or the first `up` fails with ResourceGroupNotFound."""
+    from bootstrap.config import load_config
+    from tests.bootstrap.harness import BASE
+    from tests.harness.stack_mocks import stack_file_config
+
+    key = "aks-image-classifier:resourceGroupName"
+    config = stack_file_config(stack, ROOT)
+    if key not in config:
+        pytest.skip("the main program declares no resourceGroupName (it still creates its own group)")
+    assert config[key] in load_config(BASE.get).stack_groups[stack]
