@@ -117,6 +117,12 @@ def build(cfg: BootstrapConfig) -> dict[str, pulumi.Output]:
     return {
         **{f"{level}ClientId": identities[level].client_id for level in LEVELS},
         **{f"{level}PrincipalId": identities[level].principal_id for level in LEVELS},
+        # The same, by level, for the stack files' access lists (`ServicePrincipal:<principalId>`).
+        "identities": pulumi.Output.from_input({
+            level: {"clientId": identities[level].client_id, "principalId": identities[level].principal_id,
+                    "subject": cfg.subjects[level]}
+            for level in LEVELS
+        }),
         "tenantId": client.tenant_id,
         "subscriptionId": client.subscription_id,
         "stateUrl": backend,

@@ -183,6 +183,10 @@ def test_outputs_are_what_the_workflows_need(run):
     vault = run.one("azure-native:keyvault:Vault").inputs["vaultName"]
     for level in ("preview", "dev", "prod"):
         assert run.outputs[f"{level}ClientId"] == client_id(f"github-deploy-{level}")
+        assert run.outputs["identities"][level] == {
+            "clientId": client_id(f"github-deploy-{level}"),
+            "principalId": principal_id(f"github-deploy-{level}"),
+            "subject": run.outputs["federatedSubjects"][level]}
     assert run.outputs["tenantId"] == TENANT_ID
     assert run.outputs["subscriptionId"] == SUBSCRIPTION_ID
     assert run.outputs["stateUrl"] == f"azblob://pulumi-state?storage_account={account}"
