@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(log, 1)
         os.dup2(log, 2)
     if args.until_minutes > 0:
-        refresh(args.file, url, request_token, args.audience, args.every, until)
+        writes = refresh(args.file, url, request_token, args.audience, args.every, until)
+        print(f"github_oidc_token: stopped after {writes} refreshes", file=sys.stderr, flush=True)
     return 0
 
 
