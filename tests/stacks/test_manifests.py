@@ -12,9 +12,9 @@ import yaml
 
 from stacks.config import load_config
 from tests.conftest import STACKS
-from tests.stacks import crd_schema
-from tools import cert_manager_schema, render_manifests
-from tools.stack_mocks import stack_file_config
+from tests.harness import cert_manager_schema, crd_schema
+from tests.harness.stack_mocks import stack_file_config
+from tools import render_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -27,7 +27,7 @@ BUILT_IN_KINDS = {
     "NetworkPolicy": "networking.k8s.io/v1",
 }
 #: The local target scales with the CPU HPA; azure with KEDA (which makes the HPA itself) and is scraped by
-#: managed Prometheus: custom resources checked against their CRDs' schemas (tests/stacks/crd_schema.py).
+#: managed Prometheus: custom resources checked against their CRDs' schemas (tests/harness/crd_schema.py).
 LOCAL_KINDS = {"HorizontalPodAutoscaler": "autoscaling/v2"}
 CRD_KINDS = {
     "ScaledObject": "keda.sh/v1alpha1",

@@ -1,4 +1,4 @@
-"""Validate custom resources against their CRD's own `openAPIV3Schema`, vendored in tests/stacks/data/crds/.
+"""Validate custom resources against their CRD's own `openAPIV3Schema`, vendored in tests/harness/data/crds/.
 
 Each data file holds one CRD version's schema as published (`source`: the file and commit it was read from).
 The schema becomes a JSON Schema the way the API server applies a structural schema with strict field
