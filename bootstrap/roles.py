@@ -13,6 +13,7 @@ from stacks.roles import (
     AKS_RBAC_WRITER,
     CONTRIBUTOR,
     KEY_VAULT_CRYPTO_USER,
+    MONITORING_DATA_READER,
     RBAC_ADMINISTRATOR,
     STORAGE_BLOB_DATA_CONTRIBUTOR,
     STORAGE_BLOB_DATA_READER,
@@ -28,6 +29,7 @@ __all__ = [
     "CONTRIBUTOR",
     "KEY_VAULT_CRYPTO_USER",
     "MAIN_PROGRAM_ROLES",
+    "MONITORING_DATA_READER",
     "RBAC_ADMINISTRATOR",
     "STORAGE_BLOB_DATA_CONTRIBUTOR",
     "STORAGE_BLOB_DATA_READER",
@@ -37,12 +39,15 @@ __all__ = [
 
 #: Roles the main program (`stacks/`) assigns, so the only ones the deploy identity may assign:
 #: AcrPull (kubelet identity on the registry), Storage Blob Data Reader (the service's workload identity
-#: on a model container) and the AKS RBAC roles (Entra-only cluster access for people and the deployer).
+#: on a model container), Monitoring Data Reader (KEDA on the Azure Monitor workspace) and the AKS RBAC
+#: roles (Entra-only cluster access for people and the deployer).
 MAIN_PROGRAM_ROLES = (
     ACR_PULL,
     STORAGE_BLOB_DATA_READER,
     # The main program gives the deployer publish rights on its models container (stacks/model_repository.py).
     STORAGE_BLOB_DATA_CONTRIBUTOR,
+    # KEDA's operator identity reads the Azure Monitor workspace (stacks/keda.py).
+    MONITORING_DATA_READER,
     AKS_RBAC_CLUSTER_ADMIN,
     AKS_RBAC_ADMIN,
     AKS_RBAC_WRITER,

@@ -81,8 +81,8 @@ def azure_rules(
     `objective_ms`; alerts get `action_group_id` (none when `alertEmail` is empty)."""
     rules = []
     for rule in group.get("rules") or []:
-        expression = str(rule["expr"]).strip().replace(
-            f'namespace="{RULES_NAMESPACE}"', f'namespace="{namespace}"'
+        expression = (
+            str(rule["expr"]).strip().replace(f'namespace="{RULES_NAMESPACE}"', f'namespace="{namespace}"')
         )
         out: dict[str, Any] = {"expression": expression}
         for key in ("labels", "annotations"):
@@ -111,6 +111,17 @@ def azure_rules(
             raise RulesError(f"{group.get('name')}: a rule with neither 'record' nor 'alert'")
         rules.append(out)
     return rules
+
+
+def rule_groups(
+    groups: list[dict[str, Any]], objective_ms: int, namespace: str, action_group_id: pulumi.Input[str] | None
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(group, its `azure_rules`) for every group. Raises RulesError when no group has `LATENCY_ALERT`: the
+    `latencyObjectiveMs` setting would then change nothing."""
+    converted = [(g, azure_rules(g, objective_ms, namespace, action_group_id)) for g in groups]
+    if not any(rule.get("alert") == LATENCY_ALERT for _, rules in converted for rule in rules):
+        raise RulesError(f"no alert named {LATENCY_ALERT} carries the latency objective")
+    return converted
 
 
 def _rule_args(rule: dict[str, Any]) -> alertsmanagement.PrometheusRuleArgs:
@@ -181,8 +192,7 @@ class AlertRules(pulumi.ComponentResource):
         action_group_id = self.action_group.id if self.action_group is not None else None
         self.groups = []
         groups = load_groups(args.rules_file)
-        for group in groups:
-            rules = azure_rules(group, args.latency_objective_ms, args.namespace, action_group_id)
+        for group, rules in rule_groups(groups, args.latency_objective_ms, args.namespace, action_group_id):
             self.groups.append(
                 alertsmanagement.PrometheusRuleGroup(
                     f"{name}-{group['name']}",

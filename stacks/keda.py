@@ -1,12 +1,12 @@
-"""Scaling on load with the AKS KEDA add-on: queue depth read from managed Prometheus, CPU as a second trigger.
+"""Scaling on load with the AKS KEDA add-on: queue depth from managed Prometheus, CPU as a second trigger.
 
 KEDA's Prometheus scaler reads an Azure Monitor workspace when its TriggerAuthentication says
 `podIdentity.provider: azure-workload`: the operator then gets an Entra token for
 `https://prometheus.monitor.azure.com/.default` (kedacore/keda v2.20.2
 `pkg/scalers/azure/azure_managed_prometheus_http_round_tripper.go`). The identity is a user-assigned one
-federated with the add-on's operator service account `kube-system/keda-operator`, holding Monitoring Data Reader
-on the workspace (Azure Monitor docs "Integrate KEDA with your Azure Kubernetes Service cluster"; MicrosoftDocs
-azure-aks-docs `keda-workload-identity.md`). KEDA makes and owns an HPA (`keda-hpa-<name>`) for the
+federated with the add-on's operator service account `kube-system/keda-operator`, holding Monitoring
+Data Reader on the workspace (Azure Monitor docs "Integrate KEDA with your Azure Kubernetes Service
+cluster"; MicrosoftDocs azure-aks-docs `keda-workload-identity.md`). KEDA makes and owns an HPA (`keda-hpa-<name>`) for the
 ScaledObject, so the Workload declares none on this target.
 """
 
@@ -18,18 +18,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, managedidentity
 
-from stacks.acr_pull import role_definition_id
 from stacks.config import WorkloadSettings
 from stacks.model_repository import TOKEN_EXCHANGE_AUDIENCE, federation_subject
+from stacks.roles import MONITORING_DATA_READER, role_definition_id
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 #: The AKS KEDA add-on runs its operator as this service account (the one the federation names).
 OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT = "kube-system", "keda-operator"
-#: Built-in role "Monitoring Data Reader" (read data in an Azure Monitor workspace): the GUID Azure's onboarding
-#: templates grant Grafana (Azure/prometheus-collector `AddonArmTemplate/FullAzureMonitorMetricsProfile.json`,
-#: `AddonTerraformTemplate/main.tf`); the same in every tenant (Azure built-in roles, "Monitor").
-MONITORING_DATA_READER_ROLE_ID = "b0d8363b-8ddd-447d-831f-62ca05bff136"
-#: The queue series (service/metrics.py `inference_queue_depth`: images admitted and not yet in a forward pass).
+#: The queue series (service/metrics.py `inference_queue_depth`: images admitted, not yet in a forward pass).
 QUEUE_SERIES = "inference_queue_depth"
 
 
@@ -72,7 +68,10 @@ class KedaScaling(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         s = args.settings
         self.identity = managedidentity.UserAssignedIdentity(
-            f"{name}-identity", resource_group_name=args.resource_group_name, location=args.location, opts=child
+            f"{name}-identity",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            opts=child,
         )
         self.federated_credential = managedidentity.FederatedIdentityCredential(
             f"{name}-federation",
@@ -88,7 +87,7 @@ class KedaScaling(pulumi.ComponentResource):
             principal_id=self.identity.principal_id,
             principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,  # see stacks.acr_pull
             role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
-                lambda sub: role_definition_id(sub, MONITORING_DATA_READER_ROLE_ID)
+                lambda sub: role_definition_id(sub, MONITORING_DATA_READER)
             ),
             scope=args.workspace_id,
             description="the KEDA operator reads the classifier's queue depth (workload identity)",
@@ -141,8 +140,12 @@ def scaled_object_spec(args: KedaScalingArgs, authentication: str) -> dict:
                 },
                 "authenticationRef": {"name": authentication},
             },
-            {"type": "cpu", "name": "cpu", "metricType": "Utilization",
-             "metadata": {"value": str(s.target_cpu_utilization)}},
+            {
+                "type": "cpu",
+                "name": "cpu",
+                "metricType": "Utilization",
+                "metadata": {"value": str(s.target_cpu_utilization)},
+            },
         ],
     }
 

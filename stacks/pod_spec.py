@@ -73,7 +73,9 @@ def container(
         image_pull_policy=image_pull_policy,
         ports=[
             k8s.core.v1.ContainerPortArgs(name="http", container_port=CONTAINER_PORT, protocol="TCP"),
-            k8s.core.v1.ContainerPortArgs(name=METRICS_PORT_NAME, container_port=METRICS_PORT, protocol="TCP"),
+            k8s.core.v1.ContainerPortArgs(
+                name=METRICS_PORT_NAME, container_port=METRICS_PORT, protocol="TCP"
+            ),
         ],
         env=service_env(s) + (extra_env or []),
         resources=k8s.core.v1.ResourceRequirementsArgs(

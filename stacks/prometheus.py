@@ -2,12 +2,12 @@
 
 The shape follows Azure's own onboarding templates (Azure/prometheus-collector `AddonArmTemplate/
 FullAzureMonitorMetricsProfile.json`, `AddonBicepTemplate/FullAzureMonitorMetricsProfile.bicep`,
-`AddonTerraformTemplate/main.tf`): an Azure Monitor workspace (`Microsoft.Monitor/accounts`), a data collection
-endpoint of kind Linux, a data collection rule whose `prometheusForwarder` data source sends the
+`AddonTerraformTemplate/main.tf`): an Azure Monitor workspace (`Microsoft.Monitor/accounts`), a data
+collection endpoint of kind Linux, a data collection rule whose `prometheusForwarder` data source sends the
 `Microsoft-PrometheusMetrics` stream to the workspace (`monitoringAccounts` destination), and the rule's
 association with the cluster. The cluster side is `azureMonitorProfile.metrics.enabled` (`stacks.cluster`).
-`az aks update --enable-azure-monitor-metrics` and the portal create the endpoint, rule and association; an ARM
-or Pulumi declaration of the cluster does not (terraform-provider-azurerm#23623), so they are declared here.
+`az aks update --enable-azure-monitor-metrics` and the portal create the endpoint, rule and association; an
+ARM or Pulumi declaration of the cluster does not (terraform-provider-azurerm#23623): they are declared here.
 """
 
 from __future__ import annotations

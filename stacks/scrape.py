@@ -1,9 +1,9 @@
-"""How managed Prometheus reaches the pods: the PodMonitor it reads and the NetworkPolicy that lets only it in.
+"""How managed Prometheus reaches the pods: the PodMonitor it reads, the NetworkPolicy that lets only it in.
 
 The add-on installs the prometheus-operator CRDs under its own API group, `azmonitoring.coreos.com/v1`, and
 ignores objects of the upstream `monitoring.coreos.com` group (Azure/prometheus-collector, addon chart
-`templates/ama-metrics-podmonitor-crd.yaml`; Azure Monitor docs "Create custom Prometheus scrape jobs ... using
-PodMonitor and ServiceMonitor"). Pure builders used by `stacks.workload`.
+`templates/ama-metrics-podmonitor-crd.yaml`; Azure Monitor docs "Create custom Prometheus scrape jobs ...
+using PodMonitor and ServiceMonitor"). Pure builders used by `stacks.workload`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ SCRAPE_TIMEOUT = "10s"
 SAMPLE_LIMIT = 5000
 #: The managed Prometheus add-on's scraper: the `ama-metrics` Deployment in kube-system, whose pods carry
 #: `rsName: ama-metrics` (Azure/prometheus-collector, addon chart `templates/ama-metrics-deployment.yaml`).
-#: PodMonitor targets are handed to these pods by the add-on's target allocator (`ama-metrics-operator-targets`,
-#: `templates/ama-metrics-targetallocator.yaml`); the `ama-metrics-node` DaemonSet scrapes only node targets.
+#: PodMonitor targets are handed to these pods by the add-on's target allocator
+#: (`ama-metrics-operator-targets`, `templates/ama-metrics-targetallocator.yaml`); the `ama-metrics-node`
+#: DaemonSet scrapes only node targets.
 SCRAPER_NAMESPACE = "kube-system"
 SCRAPER_POD_LABELS = {"rsName": "ama-metrics"}
 

@@ -1,5 +1,5 @@
-"""The classifier on Kubernetes: Namespace, Deployment, LoadBalancer Service, HPA (unless KEDA scales it), PDB,
-NetworkPolicy."""
+"""The classifier on Kubernetes: Namespace, Deployment, LoadBalancer Service, HPA (unless KEDA scales it),
+PDB, NetworkPolicy, PodMonitor (azure)."""
 
 from __future__ import annotations
 
@@ -161,7 +161,8 @@ class Workload(pulumi.ComponentResource):
                     spec=pod_spec.pod_spec(s, container, labels, s.app_name, model_cache, args.node_selector),
                 ),
             ),
-            # The autoscaler (HPA or KEDA's) owns the replica count after creation; don't fight it on every `pulumi up`.
+            # The autoscaler (HPA or KEDA's) owns the replica count after creation; don't fight it on every
+            # `pulumi up`.
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.service_account, *args.depends_on],

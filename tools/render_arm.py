@@ -107,7 +107,8 @@ ARM_TYPES: dict[str, ArmType] = {
         "Microsoft.Insights/dataCollectionRuleAssociations", ("associationName",), (), ("resourceUri",)
     ),
     # Managed Prometheus (Azure/prometheus-collector AddonArmTemplate): Microsoft.Monitor accounts 2023-04-03
-    # and Microsoft.Insights dataCollectionEndpoints 2022-06-01 keep `location`, `tags` (and `kind`) at the top.
+    # and Microsoft.Insights dataCollectionEndpoints 2022-06-01 keep `location`, `tags` (and `kind`) at the
+    # top.
     "azure-native:monitor:AzureMonitorWorkspace": ArmType(
         "Microsoft.Monitor/accounts", ("azureMonitorWorkspaceName",), ("location", "tags")
     ),

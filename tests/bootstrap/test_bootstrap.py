@@ -155,6 +155,7 @@ def test_condition_limits_writes_and_deletes_to_the_main_programs_roles(run):
         "7f951dda-4ed3-4680-a7ca-43fe172d538d",  # AcrPull
         "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",  # Storage Blob Data Reader
         "ba92f5b4-2d11-453d-a403-e96b0029c9fe",  # Storage Blob Data Contributor (deployer publishes models)
+        "b0d8363b-8ddd-447d-831f-62ca05bff136",  # Monitoring Data Reader (KEDA reads the workspace)
         "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b",  # Azure Kubernetes Service RBAC Cluster Admin
         "3498e952-d568-435e-9b2c-8d77e338d7f7",  # Azure Kubernetes Service RBAC Admin
         "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb",  # Azure Kubernetes Service RBAC Writer

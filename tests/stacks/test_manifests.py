@@ -126,9 +126,12 @@ def test_crd_validation_refuses_what_the_api_server_would(rendered_manifests):
     found = {obj["kind"]: obj for _, obj in objects(rendered_manifests["dev"]) if obj["kind"] in CRD_KINDS}
     scaled = found["ScaledObject"]
     typo = {**scaled, "spec": {**scaled["spec"], "minReplicas": 1}}
-    assert crd_schema.validate(typo) == ["spec: Additional properties are not allowed ('minReplicas' was unexpected)"]
+    assert crd_schema.validate(typo) == [
+        "spec: Additional properties are not allowed ('minReplicas' was unexpected)"
+    ]
     queue, cpu = scaled["spec"]["triggers"]
-    number = {**scaled, "spec": {**scaled["spec"], "triggers": [{**queue, "metadata": {"threshold": 16}}, cpu]}}
+    number = {**scaled, "spec": {**scaled["spec"], "triggers": [{**queue, "metadata": {"threshold": 16}},
+    cpu]}}
     assert crd_schema.validate(number) == ["spec.triggers.0.metadata.threshold: 16 is not of type 'string'"]
     auth = found["TriggerAuthentication"]
     provider = {**auth, "spec": {"podIdentity": {"provider": "azure-pod-identity"}}}
