@@ -6,8 +6,8 @@ KEDA's Prometheus scaler reads an Azure Monitor workspace when its TriggerAuthen
 `pkg/scalers/azure/azure_managed_prometheus_http_round_tripper.go`). The identity is a user-assigned one
 federated with the add-on's operator service account `kube-system/keda-operator`, holding Monitoring
 Data Reader on the workspace (Azure Monitor docs "Integrate KEDA with your Azure Kubernetes Service
-cluster"; MicrosoftDocs azure-aks-docs `keda-workload-identity.md`). KEDA makes and owns an HPA (`keda-hpa-<name>`) for the
-ScaledObject, so the Workload declares none on this target.
+cluster"; MicrosoftDocs azure-aks-docs `keda-workload-identity.md`). KEDA makes and owns an HPA
+(`keda-hpa-<name>`) for the ScaledObject, so the Workload declares none on this target.
 """
 
 from __future__ import annotations
