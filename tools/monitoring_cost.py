@@ -7,7 +7,7 @@ from the service's own registry (`service.metrics.Metrics`) after observing the 
 exports (`LABELS`), in the text exposition the scraper reads, plus the five series Prometheus adds per target
 (`up`, `scrape_duration_seconds`, `scrape_samples_scraped`, `scrape_samples_post_metric_relabeling`,
 `scrape_series_added`). The scrape interval is the PodMonitor's (`stacks.scrape.SCRAPE_INTERVAL`).
-Log Analytics bills GB ingested: the service's access-log line (its JSON formatter, `service.logs`) per request
+Log Analytics bills GB ingested: the service's access-log line (JSON formatter, `service.logs`) per request
 in ContainerLogV2, with `ROW_OVERHEAD_BYTES` of Container Insights columns per row (an assumption, not a
 measurement). Node and pod inventory and performance rows are not modelled: read them off the workspace's
 `Usage` table (docs/managed-prometheus.md). Prices: `PRICES` (list prices, not verified live).
@@ -81,7 +81,7 @@ def series_per_pod() -> int:
 
 
 def access_log_bytes() -> int:
-    """Bytes of one access-log line of an inference request (the service's JSON formatter), newline included."""
+    """Bytes of one inference request's access-log line (the service's JSON formatter), newline included."""
     record = logging.LogRecord(
         "service.access",
         logging.INFO,
@@ -117,7 +117,7 @@ class Estimate:
 
 
 def estimate(pods: int, rps: float, prices: Prices = PRICES) -> Estimate:
-    """Monthly samples and cost at `pods` replicas scraped every SCRAPE_INTERVAL and `rps` requests/s logged."""
+    """Monthly samples and cost: `pods` replicas scraped every SCRAPE_INTERVAL, `rps` requests/s logged."""
     samples = series_per_pod() * pods * SECONDS_PER_MONTH // scrape_seconds()
     log_gb = rps * SECONDS_PER_MONTH * (access_log_bytes() + ROW_OVERHEAD_BYTES) / 1e9
     return Estimate(
