@@ -1,6 +1,7 @@
 """A real Prometheus scrapes the real service (``python -m service`` on 127.0.0.1) on its metrics port
 under a bounded load, and evaluates monitoring/rules.yaml: every recording rule yields its series
-from the service's own, with the values the load implies, and no rule fails to evaluate."""
+from the service's own, with the values the load implies, and no rule fails to evaluate; the dashboard's
+queries run on the same series."""
 
 from __future__ import annotations
 
@@ -15,9 +16,14 @@ import yaml
 from PIL import Image
 
 from tests.monitoring.conftest import MODEL_NAME, RULES, get, wait_for
+from tests.monitoring.dashboards import queries
 
 # ~60 s here, most of it building the model and starting the service (2 shared CPUs).
 pytestmark = pytest.mark.slow
+
+#: Dashboard panels drawn from the service's series alone (the others need kube-state-metrics or errors).
+SERVICE_PANELS = ("Throughput", "Latency p50 per stage", "Latency p99 per stage", "Queue depth", "Batch size",
+                  "Error rates")
 
 #: Requests the load sends at most (it stops earlier once the recorded series are there).
 MAX_REQUESTS = 3000
@@ -83,5 +89,11 @@ def test_prometheus_scrapes_the_service_and_evaluates_the_recording_rules(servic
     assert len(rules) == sum(len(group["rules"]) for group in yaml.safe_load(RULES.read_text())["groups"])
     assert {rule["health"] for rule in rules} == {"ok"}, [r.get("lastError") for r in rules]
     assert not [rule["name"] for rule in rules if rule["type"] == "alerting" and rule["state"] != "inactive"]
+    # The dashboard's queries are valid PromQL over the real series; those of the service's own
+    # panels return data ($__rate_interval is Grafana's: at least 4 scrape intervals).
+    for title, expr in queries():
+        result = prometheus.query(expr.replace("$__rate_interval", "1m"))
+        if title in SERVICE_PANELS:
+            assert result, (title, expr)
     # The API port serves no metrics: only the metrics port is scraped.
     assert get(service.url + "/metrics")[0] == 404
