@@ -46,8 +46,9 @@ def time_to_ready(env: dict[str, str], timeout_s: float = 300) -> tuple[float, s
     """Start ``python -m service`` with ``env``; return (seconds until /readyz is 200, its log)."""
     port = free_port()
     started = time.perf_counter()
+    defaults = {"METRICS_PORT": "0"}  # any free port: the metrics are not read here
     process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT,
-                               env=os.environ | env | {"HOST": "127.0.0.1", "PORT": str(port)},
+                               env=os.environ | defaults | env | {"HOST": "127.0.0.1", "PORT": str(port)},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         while True:
