@@ -32,7 +32,7 @@ SCRAPE_SERIES = 5
 #: What a pod under load has seen: the two inference routes and the probes; statuses 200, 400, 413, 503, 504.
 ROUTES = ("/predict", "/v2/models/{name}/infer", "/healthz", "/readyz")
 STATUSES = ("200", "400", "413", "503", "504")
-REJECT_REASONS = ("queue_full", "timeout")
+REJECT_REASONS = ("queue_full", "timeout", "disconnected")
 #: Container Insights columns of a ContainerLogV2 row besides the log line (time, computer, pod, namespace,
 #: container, ids): an assumed size; the workspace's `Usage` table gives the real one.
 ROW_OVERHEAD_BYTES = 500
@@ -60,14 +60,14 @@ def scrape_seconds() -> int:
 def series_per_pod() -> int:
     """Samples in one scrape of one pod: the service's exposition after every `ROUTES` x `STATUSES` request
     and both rejection reasons have been seen, plus `SCRAPE_SERIES`."""
-    metrics = Metrics()
+    metrics = Metrics("resnet50", "1")
     for route in ROUTES:
         method = "POST" if route.startswith(("/predict", "/v2/models")) else "GET"
         for status in STATUSES:
             metrics.requests.labels(method, route, status).inc()
         metrics.latency.labels(method, route).observe(0.05)
     for reason in REJECT_REASONS:
-        metrics.rejected.labels(reason).inc()
+        metrics.reject(reason, 1)
     for histogram in (
         metrics.batch_size,
         metrics.inference_seconds,
