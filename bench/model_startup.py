@@ -109,9 +109,10 @@ def time_to_ready(env: dict[str, str], photo: bytes, prefix: list[str] = (), tim
     return the seconds until /readyz is 200, then the seconds of one ``POST /predict`` of ``photo``."""
     port = free_port()
     started = time.perf_counter()
+    defaults = {"METRICS_PORT": "0"}  # any free port: the metrics are not read here
     process = subprocess.Popen([*prefix, sys.executable, "-m", "service"], cwd=ROOT,
-                               env=os.environ | env | {"HOST": "127.0.0.1", "PORT": str(port),
-                                                       "LOG_FORMAT": "text"},
+                               env=os.environ | defaults | env | {"HOST": "127.0.0.1", "PORT": str(port),
+                                                                  "LOG_FORMAT": "text"},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         while True:

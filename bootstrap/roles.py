@@ -22,6 +22,7 @@ from stacks.roles import (
     AKS_RBAC_READER,
     CONTRIBUTOR,
     KEY_VAULT_CRYPTO_USER,
+    MONITORING_DATA_READER,
     RBAC_ADMINISTRATOR,
     READER,
     STORAGE_BLOB_DATA_CONTRIBUTOR,
@@ -39,6 +40,7 @@ __all__ = [
     "DECRYPT_DATA_ACTIONS",
     "KEY_VAULT_CRYPTO_USER",
     "MAIN_PROGRAM_ROLES",
+    "MONITORING_DATA_READER",
     "RBAC_ADMINISTRATOR",
     "READER",
     "STORAGE_BLOB_DATA_CONTRIBUTOR",
@@ -67,9 +69,15 @@ DECRYPT_DATA_ACTIONS = (
 #: Roles the main program (`stacks/`) assigns, the only ones a deploy identity may assign: AcrPull (kubelet
 #: identity on the registry), Storage Blob Data Reader (the service's workload identity on the models
 #: container), Storage Blob Data Contributor (model publishers on the models container, inside the stack's
-#: group only). AKS RBAC Cluster Admin joins when `clusterAdminAssignable` is true (the default: the program
-#: gives its configured cluster admins that role).
-MAIN_PROGRAM_ROLES = (ACR_PULL, STORAGE_BLOB_DATA_READER, STORAGE_BLOB_DATA_CONTRIBUTOR)
+#: group only), Monitoring Data Reader (KEDA's operator identity on the Azure Monitor workspace,
+#: stacks/keda.py). AKS RBAC Cluster Admin joins when `clusterAdminAssignable` is true (the default: the
+#: program gives its configured cluster admins that role).
+MAIN_PROGRAM_ROLES = (
+    ACR_PULL,
+    STORAGE_BLOB_DATA_READER,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+    MONITORING_DATA_READER,
+)
 #: Principal types a deploy identity may grant to: managed identities (kubelet, workload) are service
 #: principals; people get access through Entra groups (cluster admins, model publishers as data, the
 #: aks-baseline `clusterAdminMicrosoftEntraGroupObjectId` model), never as a `User` the pipeline picks.

@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None, classifier: ImageClassifier | N
     from ``settings`` and loaded by the lifespan.
     """
     settings = settings or Settings()
-    metrics = Metrics()
+    classifier = classifier or ImageClassifier(settings)
+    metrics = Metrics(model=classifier.name, version=classifier.version)
     app = FastAPI(
         title="aks-image-classifier",
         version=__version__,
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None, classifier: ImageClassifier | N
     app.state.url_fetcher = UrlFetcher.from_settings(settings) if settings.image_url_fetch else None
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware, metrics=metrics)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics, log_probes=settings.access_log_probes)
     install_security(app, settings.cors_origins, docs_paths=(DOCS_URL,) if settings.docs_enabled else ())
     for module in (web, predict, health, v2):
         app.include_router(module.router)

@@ -101,6 +101,14 @@ class NotReady(ServiceError):
     code = "not_ready"
 
 
+class ClientClosedRequest(ServiceError):
+    """499 (nginx's "client closed request"): the client disconnected before its answer. Nobody reads
+    the response; the status marks the access-log line and ``http_requests_total``."""
+
+    status_code = 499
+    code = "client_closed_request"
+
+
 class InferenceTimeout(ServiceError):
     """504: the request waited longer than ``REQUEST_TIMEOUT_MS`` for its result."""
 

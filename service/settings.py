@@ -74,8 +74,15 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off.")
     shutdown_delay_s: float = Field(0, ge=0, le=300, description="After SIGTERM, seconds to keep serving "
                                     "with /readyz at 503 before closing the listener.")
+    inference_stall_ms: float | None = Field(
+        None, gt=0, description="Readiness turns 503 while the inference thread has had a forward pass for "
+        "longer than this without finishing one (ms); default REQUEST_TIMEOUT_MS.")
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
+    metrics_port: int = Field(9090, ge=0, le=65535, description="Port of the Prometheus /metrics listener "
+                              "(same HOST; never the API port; 0: any free port, logged).")
+    access_log_probes: bool = Field(False, description="Also log the probes (/healthz, /readyz, "
+                                    "/v2/health/*) in the access log.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="json: one JSON object per line; text: plain; auto: text on a terminal.")
@@ -123,6 +130,19 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _own_metrics_port(cls, value: int, info: ValidationInfo) -> int:
+        if value and value == info.data.get("port"):
+            raise ValueError("must differ from PORT: /metrics is kept off the API port")
+        return value
+
+    @property
+    def stall_s(self) -> float:
+        """``INFERENCE_STALL_MS`` in seconds, ``REQUEST_TIMEOUT_MS`` when unset: past it a forward pass
+        answers no request in time anyway."""
+        return (self.inference_stall_ms or self.request_timeout_ms) / 1000
 
     @field_validator("norm_mean", "norm_std", mode="before")
     @classmethod

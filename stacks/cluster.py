@@ -1,5 +1,5 @@
 """AKS cluster: managed identity, Entra ID + Azure RBAC, CNI Overlay + network policy, workload identity,
-Container Insights, ephemeral OS disks."""
+Container Insights, managed Prometheus and KEDA add-ons, ephemeral OS disks."""
 
 from __future__ import annotations
 
@@ -128,6 +128,16 @@ class Cluster(pulumi.ComponentResource):
                 # Said explicitly (CKV_AZURE_8): the dashboard would be a second, unaudited way in.
                 "kubeDashboard": containerservice.ManagedClusterAddonProfileArgs(enabled=False),
             },
+            # Managed Prometheus's add-on (ama-metrics); it ships to the workspace through the data collection
+            # rule associated in `stacks.prometheus` (Azure/prometheus-collector AddonBicepTemplate
+            # `nested_azuremonitormetrics_profile_clusterResourceId.bicep`: `azureMonitorProfile.metrics`).
+            azure_monitor_profile=containerservice.ManagedClusterAzureMonitorProfileArgs(
+                metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(enabled=True)
+            ),
+            # The KEDA add-on (operator and metrics server in kube-system): `stacks.keda` scales the workload.
+            workload_auto_scaler_profile=containerservice.ManagedClusterWorkloadAutoScalerProfileArgs(
+                keda=containerservice.ManagedClusterWorkloadAutoScalerProfileKedaArgs(enabled=True)
+            ),
             auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=s.upgrade_channel,
                 node_os_upgrade_channel=containerservice.NodeOSUpgradeChannel.NODE_IMAGE,

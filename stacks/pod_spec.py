@@ -8,6 +8,11 @@ import pulumi_kubernetes as k8s
 from stacks.config import PRE_STOP_SLEEP_S, ModelSettings, WorkloadSettings
 
 CONTAINER_PORT = 8080
+#: The service's Prometheus endpoint (`/metrics`) listens on its own port (METRICS_PORT), which no Service or
+#: Ingress exposes; the NetworkPolicy admits it only from the managed Prometheus scraper (`stacks.workload`).
+METRICS_PORT = 9090
+METRICS_PORT_NAME = "metrics"
+METRICS_PATH = "/metrics"
 RUN_AS_UID = 10001  # the non-root user of service/Dockerfile
 STARTUP_PERIOD_S = 5
 STARTUP_FAILURES = 36  # 36 x 5 s = 180 s for model load + warm-up before liveness takes over
@@ -38,6 +43,7 @@ def service_env(s: WorkloadSettings) -> list[k8s.core.v1.EnvVarArgs]:
         "REQUEST_TIMEOUT_MS": str(s.request_timeout_ms),
         "TORCH_THREADS": str(s.torch_threads),
         "PORT": str(CONTAINER_PORT),
+        "METRICS_PORT": str(METRICS_PORT),
     }
     return [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in values.items()]
 
@@ -58,13 +64,19 @@ def container(
     extra_env: list[k8s.core.v1.EnvVarArgs] | None = None,
     model_cache: bool = False,
 ) -> k8s.core.v1.ContainerArgs:
-    """The classifier container: port `http` 8080, /healthz + /readyz probes, non-root, read-only root.
+    """The classifier container: ports `http` 8080 (the API) and `metrics` 9090 (`/metrics`), /healthz +
+    /readyz probes, non-root, read-only root.
     `model_cache`: mount the `model-cache` emptyDir at MODEL_CACHE_DIR (a model fetched from MODEL_URI)."""
     return k8s.core.v1.ContainerArgs(
         name=s.app_name,
         image=image,
         image_pull_policy=image_pull_policy,
-        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=CONTAINER_PORT, protocol="TCP")],
+        ports=[
+            k8s.core.v1.ContainerPortArgs(name="http", container_port=CONTAINER_PORT, protocol="TCP"),
+            k8s.core.v1.ContainerPortArgs(
+                name=METRICS_PORT_NAME, container_port=METRICS_PORT, protocol="TCP"
+            ),
+        ],
         env=service_env(s) + (extra_env or []),
         resources=k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": s.cpu_request, "memory": s.memory_request},

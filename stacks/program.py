@@ -11,16 +11,19 @@ from pulumi_azure_native import authorization, resources
 
 from stacks.acr_auth import exchange_refresh_token
 from stacks.acr_pull import AcrPull, AcrPullArgs
+from stacks.alert_rules import AlertRules, AlertRulesArgs
 from stacks.cluster import AGENT_POOL_LABEL, WORKLOAD_POOL, Cluster, ClusterArgs
 from stacks.cluster_access import ClusterAccess, ClusterAccessArgs
 from stacks.config import PROJECT, StackConfig
 from stacks.image import AZURE_PLATFORMS, Image, ImageArgs
+from stacks.keda import KedaScaling, KedaScalingArgs
 from stacks.local_image import LocalImage, LocalImageArgs
 from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
 from stacks.monitoring import ContainerInsights, ContainerInsightsArgs
+from stacks.prometheus import ManagedPrometheus, ManagedPrometheusArgs
 from stacks.registry import Registry, RegistryArgs, registry_name_prefix
 from stacks.tls import Tls, TlsArgs
-from stacks.workload import SERVICE_PORT, Workload, WorkloadArgs
+from stacks.workload import SERVICE_PORT, Workload, WorkloadArgs, behavior
 
 SERVICE_CONTEXT = "service"
 SERVICE_DOCKERFILE = "service/Dockerfile"
@@ -149,6 +152,28 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             cluster_name=cluster.cluster_name,
         ),
     )
+    prometheus = ManagedPrometheus(
+        "prometheus",
+        ManagedPrometheusArgs(
+            resource_group_name=group.name,
+            location=group.location,
+            cluster_id=cluster.cluster_id,
+            cluster_name=cluster.cluster_name,
+        ),
+    )
+    AlertRules(
+        "alerts",
+        AlertRulesArgs(
+            resource_group_name=group.name,
+            location=group.location,
+            workspace_id=prometheus.workspace_id,
+            cluster_id=cluster.cluster_id,
+            cluster_name=cluster.cluster_name,
+            latency_objective_ms=cfg.monitoring.latency_objective_ms,
+            alert_email=cfg.monitoring.alert_email,
+            namespace=cfg.workload.namespace,
+        ),
+    )
     acr_pull = AcrPull(
         "acr-pull",
         AcrPullArgs(
@@ -189,8 +214,28 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             workload_identity_client_id=repository.identity_client_id if repository else None,
             node_selector={AGENT_POOL_LABEL: WORKLOAD_POOL},
             service_type="ClusterIP" if tls else "LoadBalancer",
+            hpa=False,  # KEDA's ScaledObject below makes and owns the HPA
+            pod_monitor=True,
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[acr_pull]),
+    )
+    KedaScaling(
+        "scaling",
+        KedaScalingArgs(
+            resource_group_name=group.name,
+            location=group.location,
+            subscription_id=client.subscription_id,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            workspace_id=prometheus.workspace_id,
+            query_endpoint=prometheus.query_endpoint,
+            namespace=workload.namespace.metadata.name,
+            deployment_name=workload.deployment.metadata.name,
+            labels=workload.labels,
+            settings=cfg.workload,
+            queue_per_pod=cfg.monitoring.queue_per_pod,
+            behavior=behavior(cfg.workload),
+        ),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
     )
     outputs = {
         "endpoint": _https(cfg, workload, provider).endpoint if tls else workload.endpoint,
@@ -199,6 +244,7 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         "cluster_name": cluster.cluster_name,
         "resource_group": group.name,
         "kubeconfig": cluster.kubeconfig,
+        "prometheus_query_endpoint": prometheus.query_endpoint,
     }
     if repository is not None:  # tools.publish_model --stack reads model_repository_url
         outputs["model_repository_url"] = repository.container_url

@@ -106,6 +106,26 @@ ARM_TYPES: dict[str, ArmType] = {
     "azure-native:monitor:DataCollectionRuleAssociation": ArmType(
         "Microsoft.Insights/dataCollectionRuleAssociations", ("associationName",), (), ("resourceUri",)
     ),
+    # Managed Prometheus (Azure/prometheus-collector AddonArmTemplate): Microsoft.Monitor accounts 2023-04-03
+    # and Microsoft.Insights dataCollectionEndpoints 2022-06-01 keep `location`, `tags` (and `kind`) at the
+    # top.
+    "azure-native:monitor:AzureMonitorWorkspace": ArmType(
+        "Microsoft.Monitor/accounts", ("azureMonitorWorkspaceName",), ("location", "tags")
+    ),
+    "azure-native:monitor:DataCollectionEndpoint": ArmType(
+        "Microsoft.Insights/dataCollectionEndpoints",
+        ("dataCollectionEndpointName",),
+        ("location", "tags", "kind", "identity"),
+    ),
+    # Microsoft.AlertsManagement prometheusRuleGroups 2023-03-01: everything but location and tags in
+    # `properties` (scopes, clusterName, interval, rules).
+    "azure-native:alertsmanagement:PrometheusRuleGroup": ArmType(
+        "Microsoft.AlertsManagement/prometheusRuleGroups", ("ruleGroupName",), ("location", "tags")
+    ),
+    # Microsoft.Insights actionGroups: `location` (always "global"), `tags`, `identity` at the top.
+    "azure-native:monitor:ActionGroup": ArmType(
+        "Microsoft.Insights/actionGroups", ("actionGroupName",), ("location", "tags", "identity")
+    ),
 }
 
 

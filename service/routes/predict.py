@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from service.deps import API_KEY_REQUIRED, EngineDep
+from service.disconnect import unless_disconnected
 from service.errors import BadRequest, InvalidParameter, NotReady, UnsupportedMediaType, UrlInputDisabled
 from service.url_policy import MAX_URL_LENGTH
 
@@ -93,7 +94,7 @@ async def predict(
     elif top_k > classifier.num_classes:
         raise InvalidParameter(f"top_k must be between 1 and {classifier.num_classes}, got {top_k}")
     data = await read_image(request)
-    [predictions] = await engine.classify([data], top_k)
+    [predictions] = await unless_disconnected(request, engine.classify([data], top_k))
     return PredictResponse(model=classifier.name, version=classifier.version,
                            predictions=[PredictionOut(**vars(p)) for p in predictions])
 

@@ -7,7 +7,8 @@ Components receive the parts they need and never call `pulumi.Config` themselves
 
 One module per domain, all read through one `Reader` (`reader.py`): `cluster` (AKS, node pools, VM facts),
 `workload` (the Deployment, HPA, resources), `model` (model source and repository), `security` (access,
-hardening, TLS), `deploy` (image delivery); `quantities` parses Kubernetes quantities.
+hardening, TLS), `deploy` (image delivery), `monitoring` (alerting, KEDA's target); `quantities` parses
+Kubernetes quantities.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from stacks.config.cluster import (
 )
 from stacks.config.deploy import LOCAL_CLUSTERS, DeploySettings, deploy_settings
 from stacks.config.model import MODEL_STORE, STORAGE_SKUS, ModelSettings, model_settings
+from stacks.config.monitoring import MonitoringSettings, monitoring_settings
 from stacks.config.quantities import cpu_millicores, memory_bytes
 from stacks.config.reader import (
     PRINCIPAL_TYPES,
@@ -76,6 +78,7 @@ __all__ = [
     "DeploySettings",
     "Getter",
     "ModelSettings",
+    "MonitoringSettings",
     "Reader",
     "SecuritySettings",
     "StackConfig",
@@ -119,6 +122,7 @@ class StackConfig:
     api_key: Any = None  # pulumi.Output[str] marked secret, or None (no API key: endpoints open)
     model: ModelSettings | None = None  # None only for callers that build a StackConfig by hand
     security: SecuritySettings | None = None  # always set by load_config
+    monitoring: MonitoringSettings | None = None  # target azure only (managed Prometheus, KEDA)
 
     @property
     def is_azure(self) -> bool:
@@ -171,6 +175,7 @@ def load_config(
     kube_context = r.str("kubeContext")
     cluster = cluster_settings(r, kubernetes_version) if target == "azure" else None
     vm_sizes = (cluster.system_vm_size, cluster.node_vm_size) if cluster else ()
+    workload = workload_settings(r)
     return StackConfig(
         stack=stack,
         target=target,
@@ -181,11 +186,12 @@ def load_config(
         image_repository=repository,
         kube_context=kube_context,
         cluster=cluster,
-        workload=workload_settings(r),
+        workload=workload,
         api_key=api_key(r, is_secret),
         model=model_settings(r, target),
         deploy=deploy_settings(r, kube_context),
         security=security_settings(r, target, vm_sizes),
+        monitoring=monitoring_settings(r, workload.max_queue) if target == "azure" else None,
     )
 
 

@@ -138,6 +138,7 @@ def test_condition_limits_writes_and_deletes_to_roles_and_principal_types(run):
         "7f951dda-4ed3-4680-a7ca-43fe172d538d",  # AcrPull
         "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",  # Storage Blob Data Reader
         "ba92f5b4-2d11-453d-a403-e96b0029c9fe",  # Storage Blob Data Contributor (model publishers)
+        "b0d8363b-8ddd-447d-831f-62ca05bff136",  # Monitoring Data Reader (KEDA reads the workspace)
         "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b",  # Azure Kubernetes Service RBAC Cluster Admin
     }
     conditions = _rbac_admin_conditions(run)

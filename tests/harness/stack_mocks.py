@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,9 @@ REDACTED = "<secret>"
 LOAD_BALANCER_IP = "20.50.100.7"
 OIDC_ISSUER_URL = "https://oidc.example/issuer/"
 MODEL_IDENTITY_CLIENT_ID = "mmmmmmmm-0000-0000-0000-000000000004".replace("m", "a")
+#: An Azure Monitor workspace's Prometheus query endpoint (`https://<name>-<hash>.<region>.prometheus.monitor.
+#: azure.com`).
+PROMETHEUS_QUERY_ENDPOINT = "https://amw-abc1.westeurope.prometheus.monitor.azure.com"
 MODEL_IDENTITY_PRINCIPAL_ID = "pppppppp-0000-0000-0000-000000000005".replace("p", "e")
 
 
@@ -166,10 +170,14 @@ class FakeCloud(pulumi.runtime.Mocks):
             rid = f"{account_id}/blobServices/default/containers/{name}"
         elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
             name = args.inputs.get("resourceName", args.name)
+            # The model repository's identity has fixed ids the tests name; any other one (KEDA's) gets ids
+            # of its own, so a test can tell which identity an object was given.
+            model = args.name.startswith("models-")
+            own_id = uuid.uuid5(uuid.NAMESPACE_URL, name)
             state.update(
                 name=name,
-                clientId=MODEL_IDENTITY_CLIENT_ID,
-                principalId=MODEL_IDENTITY_PRINCIPAL_ID,
+                clientId=MODEL_IDENTITY_CLIENT_ID if model else str(own_id),
+                principalId=MODEL_IDENTITY_PRINCIPAL_ID if model else str(uuid.uuid5(own_id, "principal")),
                 tenantId=TENANT_ID,
             )
             rid = f"{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
@@ -180,6 +188,20 @@ class FakeCloud(pulumi.runtime.Mocks):
             name = args.inputs.get("associationName", args.name)
             scope = args.inputs.get("resourceUri", "")
             rid = f"{scope}/providers/Microsoft.Insights/dataCollectionRuleAssociations/{name}"
+        elif args.typ == "azure-native:monitor:AzureMonitorWorkspace":
+            name = args.inputs.get("azureMonitorWorkspaceName", args.name)
+            # ARM's `properties.metrics` of Microsoft.Monitor/accounts 2023-04-03.
+            state.update(name=name, metrics={"prometheusQueryEndpoint": PROMETHEUS_QUERY_ENDPOINT})
+            rid = f"{rg}/providers/Microsoft.Monitor/accounts/{name}"
+        elif args.typ == "azure-native:monitor:DataCollectionEndpoint":
+            name = args.inputs.get("dataCollectionEndpointName", args.name)
+            rid = f"{rg}/providers/Microsoft.Insights/dataCollectionEndpoints/{name}"
+        elif args.typ == "azure-native:monitor:ActionGroup":
+            name = args.inputs.get("actionGroupName", args.name)
+            rid = f"{rg}/providers/Microsoft.Insights/actionGroups/{name}"
+        elif args.typ == "azure-native:alertsmanagement:PrometheusRuleGroup":
+            name = args.inputs.get("ruleGroupName", args.name)
+            rid = f"{rg}/providers/Microsoft.AlertsManagement/prometheusRuleGroups/{name}"
         elif args.typ == "docker-build:index:Image":
             tag = args.inputs["tags"][0]
             state["digest"] = fake_digest(tag)

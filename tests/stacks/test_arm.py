@@ -147,8 +147,27 @@ def test_resources_are_arm_bodies():
             "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
             "Microsoft.Authorization/roleAssignments",
             "Microsoft.Authorization/roleAssignments",
+            # managed Prometheus (stacks/prometheus.py), alert rules (stacks/alert_rules.py): two groups
+            "Microsoft.Monitor/accounts",
+            "Microsoft.Insights/dataCollectionEndpoints",
+            "Microsoft.Insights/dataCollectionRules",
+            "Microsoft.Insights/dataCollectionRuleAssociations",
+            "Microsoft.Insights/actionGroups",
+            "Microsoft.AlertsManagement/prometheusRuleGroups",
+            "Microsoft.AlertsManagement/prometheusRuleGroups",
+            # KEDA's identity (stacks/keda.py): federated with the operator, Monitoring Data Reader
+            "Microsoft.ManagedIdentity/userAssignedIdentities",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
+            "Microsoft.Authorization/roleAssignments",
         ]
     )
+    (rules,) = [r for r in document["resources"] if r["name"] == "aks-image-classifier.alerts"]
+    assert set(rules) == {"type", "apiVersion", "name", "location", "properties"}
+    assert rules["apiVersion"] == "2023-03-01" and rules["properties"]["interval"] == "PT1M"
+    (group,) = [r for r in document["resources"] if r["type"] == "Microsoft.Insights/actionGroups"]
+    assert group["location"] == "global" and "emailReceivers" in group["properties"]
+    (amw,) = [r for r in document["resources"] if r["type"] == "Microsoft.Monitor/accounts"]
+    assert set(amw) == {"type", "apiVersion", "name", "location"}  # ARM fills in the rest
     (account,) = [r for r in document["resources"] if r["type"] == STORAGE]
     assert account["properties"]["networkAcls"]["bypass"] == "AzureServices"  # ARM's name, not the SDK's
     (container,) = [r for r in document["resources"] if r["type"].endswith("/containers")]

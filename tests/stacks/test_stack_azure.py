@@ -17,7 +17,6 @@ ROLE = "azure-native:authorization:RoleAssignment"
 IMAGE = "docker-build:index:Image"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
-HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 
 
@@ -48,9 +47,19 @@ def test_dev_declares_the_whole_stack(dev):
         "kubernetes:core/v1:ServiceAccount",
         DEPLOYMENT,
         SERVICE,
-        HPA,
         PDB,
         "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        # managed Prometheus, alert rules, KEDA (test_prometheus.py, test_alert_rules.py, test_keda.py)
+        "kubernetes:azmonitoring.coreos.com/v1:PodMonitor",
+        "kubernetes:keda.sh/v1alpha1:ScaledObject",
+        "kubernetes:keda.sh/v1alpha1:TriggerAuthentication",
+        "azure-native:monitor:AzureMonitorWorkspace",
+        "azure-native:monitor:DataCollectionEndpoint",
+        "azure-native:monitor:ActionGroup",
+        "azure-native:alertsmanagement:PrometheusRuleGroup",
+        "aks-image-classifier:prometheus:ManagedPrometheus",
+        "aks-image-classifier:alert_rules:AlertRules",
+        "aks-image-classifier:keda:KedaScaling",
         "aks-image-classifier:registry:Registry",
         "aks-image-classifier:cluster:Cluster",
         "aks-image-classifier:acr_pull:AcrPull",
@@ -81,7 +90,9 @@ def test_children_hang_off_their_components(dev):
         IMAGE: "image",
         DEPLOYMENT: "workload",
         SERVICE: "workload",
-        HPA: "workload",
+        "kubernetes:keda.sh/v1alpha1:ScaledObject": "keda",
+        "azure-native:monitor:AzureMonitorWorkspace": "prometheus",
+        "azure-native:monitor:ActionGroup": "alert_rules",
         PDB: "workload",
     }
     for type_, module in expected_parent.items():
