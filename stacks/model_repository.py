@@ -105,9 +105,9 @@ class ModelRepository(pulumi.ComponentResource):
         skip_arm_checks(
             self.account,
             {
-                "CKV_AZURE_35": "pods read models over the public endpoint (no private endpoint in this "
-                "project); access still needs Entra ID + Storage Blob Data Reader, shared keys and "
-                "anonymous access are off",
+                "CKV_AZURE_35": "the service (pods or container app) reads models over the public endpoint "
+                "(no private endpoint in this project); access still needs Entra ID + Storage Blob Data "
+                "Reader, shared keys and anonymous access are off",
                 "CKV_AZURE_206": f"{args.sku}: models are republishable artefacts kept with versioning and "
                 "soft delete; geo-replication is a modelStorageSku choice, not a default",
             },

@@ -94,8 +94,9 @@ def _registry_skips(sku: str) -> dict[str, str]:
     """checkov findings accepted for the registry on this SKU, each with its reason."""
     skips = {
         "CKV_AZURE_139": "public network access stays on: images are pushed from the deployer's machine or "
-        "CI and pulled by AKS over the public endpoint; a private endpoint needs a VNet and private DNS "
-        "zone this program does not manage. Access is Entra-only (no admin user, no anonymous pull)",
+        "CI and pulled by AKS or Container Apps over the public endpoint; a private endpoint needs a VNet "
+        "and private DNS zone this program does not manage. Access is Entra-only (no admin user, no "
+        "anonymous pull)",
         "CKV_AZURE_166": "quarantine holds every pushed image until a scanner marks it verified; no scanner "
         "is wired in, so the deployment could never pull its image. Images are pinned by digest",
     }
