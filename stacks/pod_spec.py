@@ -53,7 +53,13 @@ READINESS = ProbeSpec("/readyz", READINESS_PERIOD_S, READINESS_TIMEOUT_S, READIN
 
 def service_env_values(s: WorkloadSettings) -> dict[str, str]:
     """Environment the service reads (see service/ settings), name -> value. TORCH_THREADS = CPU limit in
-    whole cores."""
+    whole cores. IMAGE_URL_FETCH and IMAGE_URL_ALLOWED_HOSTS (comma-separated, as the service's other list
+    settings) only when `imageUrlFetch` is on: the service fetches no URL otherwise."""
+    url_fetch = {}
+    if s.image_url_fetch:
+        url_fetch["IMAGE_URL_FETCH"] = "true"
+        if s.image_url_allowed_hosts:
+            url_fetch["IMAGE_URL_ALLOWED_HOSTS"] = ",".join(s.image_url_allowed_hosts)
     return {
         "MODEL_NAME": s.model_name,
         "MODEL_VERSION": s.model_version,
@@ -64,6 +70,7 @@ def service_env_values(s: WorkloadSettings) -> dict[str, str]:
         "REQUEST_TIMEOUT_MS": str(s.request_timeout_ms),
         "TORCH_THREADS": str(s.torch_threads),
         "PORT": str(CONTAINER_PORT),
+        **url_fetch,
     }
 
 

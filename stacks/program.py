@@ -31,7 +31,7 @@ def build(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) ->
     """
     if cfg.is_azure:
         return _azure(cfg, exchange)
-    if cfg.target == "containerapps":
+    if cfg.is_containerapps:
         return containerapps_target.build(cfg, exchange)
     return _local(cfg)
 

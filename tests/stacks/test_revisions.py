@@ -71,7 +71,8 @@ def test_a_malformed_digest_is_refused(digest):
 
 
 @pytest.mark.parametrize(
-    ("app", "ok"), [("classifier", True), ("a" * 32, True), ("a" * 33, False), ("c--x", False), ("9app", False)]
+    ("app", "ok"),
+    [("classifier", True), ("a" * 32, True), ("a" * 33, False), ("c--x", False), ("9app", False)],
 )
 def test_app_names(app, ok):
     assert revisions.is_app_name(app) is ok
