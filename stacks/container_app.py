@@ -10,7 +10,6 @@ import pulumi
 from pulumi_azure_native import app
 
 from stacks import pod_spec, revisions
-from stacks.checkov_skips import skip_arm_checks
 from stacks.pod_spec import ProbeSpec
 
 API_KEY_SECRET = "api-key"
@@ -175,7 +174,6 @@ class ContainerApp(pulumi.ComponentResource):
             template=_template(args, self.revision_suffix),
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
         )
-        skip_arm_checks(self.app, {})
         self.url: pulumi.Output[str] = self.app.configuration.apply(_url)
         self.latest_revision: pulumi.Output[str] = self.app.latest_revision_name
         self.register_outputs(

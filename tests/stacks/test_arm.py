@@ -1,4 +1,4 @@
-"""The Azure side measured: `tools.render_arm` templates of dev and prod judged by checkov's ARM rules.
+"""The Azure side measured: `tools.render_arm` templates of dev, prod and aca judged by checkov's ARM rules.
 
 Checkov's ARM framework reads a resource's `metadata.checkov` entries (`<CHECK_ID>:<reason>`) as inline
 suppressions (checkov `arm/context_parser.py` `collect_skip_comments`); every accepted finding is
@@ -44,14 +44,26 @@ EXPECTED_SKIPS = {
         (STORAGE, "CKV_AZURE_35"),
         (STORAGE, "CKV_AZURE_206"),  # ZRS, not geo-replicated
     },
+    # Container Apps: the same registry (Basic) and model storage (LRS) as dev, nothing else accepted.
+    "aca": {
+        (REGISTRY, "CKV_AZURE_139"),
+        (REGISTRY, "CKV_AZURE_166"),
+        (REGISTRY, "CKV_AZURE_163"),
+        (REGISTRY, "CKV_AZURE_233"),
+        (STORAGE, "CKV_AZURE_35"),
+        (STORAGE, "CKV_AZURE_206"),
+    },
 }
+STACKS = tuple(EXPECTED_SKIPS)
+CONTAINER_APP = "Microsoft.App/containerApps"
+ENVIRONMENT = "Microsoft.App/managedEnvironments"
 
 
 @pytest.fixture(scope="module")
 def checkov_report(tmp_path_factory) -> dict:
-    """Both templates, judged by one checkov process (checkov takes seconds to start)."""
+    """Every template, judged by one checkov process (checkov takes seconds to start)."""
     out = tmp_path_factory.mktemp("arm")
-    for stack in ("dev", "prod"):
+    for stack in STACKS:
         render_arm.render(stack, out / f"{stack}.json", ROOT)
     checkov = os.environ.get("CHECKOV", str(ROOT / ".venv-checkov" / "bin" / "checkov"))
     result = subprocess.run(
@@ -65,14 +77,14 @@ def checkov_report(tmp_path_factory) -> dict:
 
 
 def by_stack(checks: list[dict]) -> dict[str, set[tuple[str, str]]]:
-    found: dict[str, set[tuple[str, str]]] = {"dev": set(), "prod": set()}
+    found: dict[str, set[tuple[str, str]]] = {stack: set() for stack in STACKS}
     for check in checks:
         stack = Path(check["file_path"]).stem
         found[stack].add((check["resource"].rsplit(".", 1)[0], check["check_id"]))
     return found
 
 
-def test_checkov_arm_has_no_failed_check_on_dev_or_prod(checkov_report):
+def test_checkov_arm_has_no_failed_check_on_any_stack(checkov_report):
     summary = checkov_report["summary"]
     failed = [
         (c["file_path"], c["check_id"], c["resource"]) for c in checkov_report["results"]["failed_checks"]
@@ -80,7 +92,7 @@ def test_checkov_arm_has_no_failed_check_on_dev_or_prod(checkov_report):
     assert summary["failed"] == 0 and not failed, failed
     assert summary["parsing_errors"] == 0
     passed = by_stack(checkov_report["results"]["passed_checks"])
-    # Both templates were judged: the cluster, pool, registry and storage rules ran on each.
+    # Every template was judged: the cluster, pool, registry and storage rules ran on each AKS stack.
     for stack in ("dev", "prod"):
         assert {t for t, _ in passed[stack]} == {
             CLUSTER,
@@ -89,6 +101,9 @@ def test_checkov_arm_has_no_failed_check_on_dev_or_prod(checkov_report):
             STORAGE,
             f"{STORAGE}/blobServices/containers",
         }, stack
+    # checkov has no ARM rule for Microsoft.App types (none in its arm/checks): on the Container Apps stack
+    # the registry and storage rules run; the app's own properties: tests/stacks/test_stack_containerapps.py.
+    assert {t for t, _ in passed["aca"]} == {REGISTRY, STORAGE, f"{STORAGE}/blobServices/containers"}
     print(f"checkov arm: {summary}")
 
 
@@ -180,3 +195,25 @@ def test_cli_writes_the_template_and_rejects_unknown_stacks(tmp_path, capsys):
     assert json.loads(out.read_text())["$schema"] == render_arm.SCHEMA
     assert render_arm.main(["--stack", "nope", "--out", str(tmp_path / "x.json")]) == 2
     assert "Pulumi.nope.yaml" in capsys.readouterr().err
+
+
+def test_container_apps_template_has_no_aks_and_arm_shaped_app_bodies():
+    document = template_of("aca")
+    types = [r["type"] for r in document["resources"]]
+    assert not [t for t in types if t.startswith("Microsoft.ContainerService/")]
+    assert types.count(CONTAINER_APP) == types.count(ENVIRONMENT) == 1
+    (app,) = [r for r in document["resources"] if r["type"] == CONTAINER_APP]
+    # Microsoft.App containerApps: identity at the top as ARM's map {id: {}}; configuration, template inside.
+    assert app["identity"]["type"] == "UserAssigned"
+    (identity_id,) = app["identity"]["userAssignedIdentities"]
+    assert app["identity"]["userAssignedIdentities"][identity_id] == {}
+    assert {"configuration", "template", "environmentId"} <= set(app["properties"])
+    assert "containerAppName" not in app["properties"] and app["name"] == "classifier"
+    (diagnostics,) = [
+        r for r in document["resources"] if r["type"] == "Microsoft.Insights/diagnosticSettings"
+    ]
+    assert "resourceUri" not in diagnostics["properties"]
+    assert {log["category"] for log in diagnostics["properties"]["logs"]} == {
+        "ContainerAppConsoleLogs",
+        "ContainerAppSystemLogs",
+    }
