@@ -16,6 +16,7 @@ import pytest
 from stacks import container_app, pod_spec
 from stacks.config import ConfigError
 from stacks.roles import ACR_PULL, STORAGE_BLOB_DATA_READER
+from tests.harness import azure_schema
 from tests.harness import stack_mocks as mocks
 from tests.stacks.conftest import ROOT, run_stack
 
@@ -290,3 +291,45 @@ def test_every_consumption_allocation_of_the_table_is_accepted():
         loaded = load_config(cfg.get, stack="aca", is_secret=lambda key: False)
         assert (loaded.container_app.cpu, loaded.container_app.memory_gib) == (cpu, float(memory[:-2]))
         assert container_app.memory_quantity(loaded.container_app.memory_gib) == memory
+
+
+def test_the_bodies_fit_the_sdks_types_strictly(aca):
+    """`tests.harness.azure_schema`: every key declared by the SDK's input types (generated from the
+    Microsoft.App REST spec) and every number within the spec's bounds, for the default stack and for the
+    variants with a canary, an API key, source ranges, URL fetch and a Dedicated profile."""
+    from pulumi_azure_native import app, monitor
+
+    variant = run_stack(
+        "aca",
+        stableRevision=aca.outputs["latest_revision"],
+        canaryPercent="10",
+        modelUri=MODEL_URI,
+        modelSha256=SHA,
+        allowedSourceRanges=["203.0.113.0/24"],
+        imageUrlFetch="true",
+        workloadProfile="D4",
+    )
+    for run in (aca, variant):
+        assert azure_schema.check(run.one(APP).inputs, app.ContainerAppArgs) == []
+        assert azure_schema.check(run.one(ENVIRONMENT).inputs, app.ManagedEnvironmentArgs) == []
+        diagnostics = run.one("azure-native:monitor:DiagnosticSetting").inputs
+        assert azure_schema.check(diagnostics, monitor.DiagnosticSettingArgs) == []
+
+
+def test_the_strict_check_catches_what_the_api_would_refuse(aca):
+    from pulumi_azure_native import app
+
+    body = app_of(aca)
+    probe = {**body["template"]["containers"][0]["probes"][0], "failureThreshold": 36}
+    broken = {
+        **body,
+        "template": {
+            **body["template"],
+            "containers": [{**body["template"]["containers"][0], "probes": [probe]}],
+        },
+        "configuration": {**body["configuration"], "ingres": {}},
+    }
+    assert azure_schema.check(broken, app.ContainerAppArgs) == [
+        "template.containers[0].probes[0].failureThreshold: 36 is outside [1, 10]",
+        "configuration.ingres: not a property of ConfigurationArgs",
+    ]
