@@ -217,3 +217,19 @@ def test_container_apps_template_has_no_aks_and_arm_shaped_app_bodies():
         "ContainerAppConsoleLogs",
         "ContainerAppSystemLogs",
     }
+
+
+def test_readme_and_security_doc_state_the_measured_counts(checkov_report):
+    """The checkov figures the README and docs/security.md show are this run's, per stack."""
+    counts = {stack: {"passed": 0, "failed": 0, "skipped": 0} for stack in ("dev", "prod")}
+    for outcome in counts["dev"]:
+        for check in checkov_report["results"][f"{outcome}_checks"]:
+            if Path(check["file_path"]).stem in counts:  # dev and prod: the figures the docs show
+                counts[Path(check["file_path"]).stem][outcome] += 1
+    expected = ", ".join(
+        f"{stack} {c['passed']} passed / {c['failed']} failed / {c['skipped']} skipped"
+        for stack, c in counts.items()
+    )
+    for doc in ("README.md", "docs/security.md"):
+        text = " ".join((ROOT / doc).read_text().split())
+        assert expected in text, f"{doc} should say: {expected}"
