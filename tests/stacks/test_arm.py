@@ -233,3 +233,14 @@ def test_readme_and_security_doc_state_the_measured_counts(checkov_report):
     for doc in ("README.md", "docs/security.md"):
         text = " ".join((ROOT / doc).read_text().split())
         assert expected in text, f"{doc} should say: {expected}"
+
+
+def test_container_apps_doc_states_the_measured_counts(checkov_report):
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    for outcome in counts:
+        counts[outcome] = sum(
+            Path(c["file_path"]).stem == "aca" for c in checkov_report["results"][f"{outcome}_checks"]
+        )
+    text = " ".join((ROOT / "docs" / "container-apps.md").read_text().split())
+    expected = f"aca {counts['passed']} passed / {counts['failed']} failed / {counts['skipped']} skipped"
+    assert expected in text, expected
