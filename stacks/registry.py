@@ -101,7 +101,8 @@ def _registry_skips(sku: str) -> dict[str, str]:
         "is wired in, so the deployment could never pull its image. Images are pinned by digest",
     }
     if sku != PREMIUM:
-        skips["CKV_AZURE_233"] = f"zone redundancy is a Premium feature; this stack chose {sku} to stay cheap"
+        chosen = getattr(sku, "value", sku)  # the SKU's name, not the enum's repr (SkuName.BASIC)
+        skips["CKV_AZURE_233"] = f"zone redundancy is a Premium feature; this stack chose {chosen}, cheaper"
     if sku == "Basic":
         skips["CKV_AZURE_163"] = (
             "checkov counts only Standard/Premium as scan-capable; this stack stays on Basic to stay cheap. "
