@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_azure_native import authorization, resources
+from pulumi_azure_native import resources
 
+from stacks import containerapps_target
 from stacks.acr_auth import exchange_refresh_token
 from stacks.acr_pull import AcrPull, AcrPullArgs
 from stacks.alert_rules import AlertRules, AlertRulesArgs
+from stacks.azure_base import TokenExchange, azure_base, service_image
 from stacks.cluster import AGENT_POOL_LABEL, WORKLOAD_POOL, Cluster, ClusterArgs
 from stacks.cluster_access import ClusterAccess, ClusterAccessArgs
-from stacks.config import PROJECT, StackConfig
-from stacks.image import AZURE_PLATFORMS, Image, ImageArgs
+from stacks.config import StackConfig
 from stacks.keda import KedaScaling, KedaScalingArgs
 from stacks.local_image import LocalImage, LocalImageArgs
 from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
 from stacks.monitoring import ContainerInsights, ContainerInsightsArgs
 from stacks.prometheus import ManagedPrometheus, ManagedPrometheusArgs
-from stacks.registry import Registry, RegistryArgs, registry_name_prefix
 from stacks.tls import Tls, TlsArgs
 from stacks.workload import SERVICE_PORT, Workload, WorkloadArgs, behavior
 
-SERVICE_CONTEXT = "service"
-SERVICE_DOCKERFILE = "service/Dockerfile"
 LOCAL_TAG = "local"
-TokenExchange = Callable[[str, str, str], str]
 
 
 def build(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) -> dict[str, pulumi.Output]:
@@ -38,29 +34,9 @@ def build(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) ->
     """
     if cfg.is_azure:
         return _azure(cfg, exchange)
+    if cfg.is_containerapps:
+        return containerapps_target.build(cfg, exchange)
     return _local(cfg)
-
-
-def _service_image(cfg: StackConfig, **target: Any) -> Image:
-    """The service image built from `service/`, baking the weights of the architecture the Deployment's
-    MODEL_ARCH names (Dockerfile ARG), or `modelFile` / `modelLabelsFile` from service/model-store/.
-    `target`: the `ImageArgs` that differ per target (repository, tag, push or load, registry credentials,
-    platforms). The inputs never depend on preview vs update."""
-    build_args = {"MODEL_ARCH": cfg.workload.model_arch}
-    if cfg.model is not None and cfg.model.file is not None:
-        build_args["MODEL_FILE"] = cfg.model.file
-        if cfg.model.labels_file is not None:
-            build_args["MODEL_LABELS_FILE"] = cfg.model.labels_file
-    return Image(
-        "image",
-        ImageArgs(
-            context=SERVICE_CONTEXT,
-            dockerfile=SERVICE_DOCKERFILE,
-            build_args=build_args,
-            build_on_preview=cfg.deploy.build_on_preview,
-            **target,
-        ),
-    )
 
 
 def _model_repository(cfg: StackConfig, group: resources.ResourceGroup, cluster: Cluster, client) -> Any:
@@ -85,51 +61,10 @@ def _model_repository(cfg: StackConfig, group: resources.ResourceGroup, cluster:
     )
 
 
-def _registry_password(
-    cfg: StackConfig, login_server: pulumi.Output[str], tenant_id: pulumi.Output[str], exchange: TokenExchange
-) -> pulumi.Output[str]:
-    """The ACR refresh token the Image pushes with (secret).
-
-    The Image's `registries` entry (address, user name, password) is declared in preview and update alike, so
-    its known inputs never differ between the two. The password itself may: a fresh token each run, which
-    docker-build's Diff ignores (provider `image.go`: registries compare address and username only). In a
-    preview with `buildOnPreview` false it is left unknown (no ARM token, no call to the registry: a CI
-    preview needs neither Docker nor registry rights); with `buildOnPreview` true it is fetched, because the
-    provider skips a preview build whenever a registry's password is unknown (`registryKeeper`, `buildable`).
-    """
-    if pulumi.runtime.is_dry_run() and not cfg.deploy.build_on_preview:
-        return pulumi.Output.secret(_unknown())
-    token = authorization.get_client_token_output()
-    return pulumi.Output.secret(
-        pulumi.Output.all(login_server, tenant_id, token.token).apply(lambda a: exchange(a[0], a[1], a[2]))
-    )
-
-
-def _unknown() -> pulumi.Output[str]:
-    """An Output whose value is unknown (shown as `[unknown]`/computed in a preview)."""
-
-    async def value(v: Any) -> Any:
-        return v
-
-    return pulumi.Output(set(), value(None), value(False))
-
-
 def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]:
     assert cfg.cluster is not None and cfg.location is not None and cfg.security is not None
-    name = f"{PROJECT}-{cfg.stack}"
-    client = authorization.get_client_config_output()
-    group = resources.ResourceGroup(f"{name}-rg", location=cfg.location)
-    registry = Registry(
-        "registry",
-        RegistryArgs(
-            resource_group_name=group.name,
-            location=group.location,
-            sku=cfg.registry_sku,
-            name_prefix=registry_name_prefix("aic", cfg.stack),
-            name=cfg.registry_name,
-            untagged_retention_days=cfg.security.untagged_retention_days,
-        ),
-    )
+    base = azure_base(cfg, exchange)
+    client, group, registry, image = base.client, base.group, base.registry, base.image
     cluster = Cluster(
         "cluster", ClusterArgs(group.name, group.location, cfg.cluster, cfg.security, client.tenant_id)
     )
@@ -181,15 +116,6 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             registry_id=registry.registry_id,
             subscription_id=client.subscription_id,
         ),
-    )
-    image = _service_image(
-        cfg,
-        repository=pulumi.Output.concat(registry.login_server, "/", cfg.image_repository),
-        tag=cfg.stack,
-        push=True,
-        registry_server=registry.login_server,
-        registry_password=_registry_password(cfg, registry.login_server, client.tenant_id, exchange),
-        platforms=AZURE_PLATFORMS,
     )
     repository = _model_repository(cfg, group, cluster, client)
     provider = k8s.Provider(
@@ -275,7 +201,7 @@ def _https(cfg: StackConfig, workload: Workload, provider: k8s.Provider) -> Tls:
 
 def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:
     # Host platform (no `platforms`): the local cluster runs on this machine's architecture.
-    image = _service_image(cfg, repository=cfg.image_repository, tag=LOCAL_TAG, push=False, load=True)
+    image = service_image(cfg, repository=cfg.image_repository, tag=LOCAL_TAG, push=False, load=True)
     loaded = LocalImage(
         "local-image",
         LocalImageArgs(

@@ -126,6 +126,21 @@ ARM_TYPES: dict[str, ArmType] = {
     "azure-native:monitor:ActionGroup": ArmType(
         "Microsoft.Insights/actionGroups", ("actionGroupName",), ("location", "tags", "identity")
     ),
+    # An extension resource on the managed environment (Microsoft.Insights diagnosticSettings,
+    # 2021-05-01-preview: everything in `properties`); `resourceUri` is its scope.
+    "azure-native:monitor:DiagnosticSetting": ArmType(
+        "Microsoft.Insights/diagnosticSettings", ("name",), (), ("resourceUri",)
+    ),
+    # Microsoft.App 2025-02-02-preview managedEnvironments / containerApps: `location`, `tags`, `identity`,
+    # `kind` (and for apps `extendedLocation`, `managedBy`) at the top, the rest in `properties`.
+    "azure-native:app:ManagedEnvironment": ArmType(
+        "Microsoft.App/managedEnvironments", ("environmentName",), ("location", "tags", "identity", "kind")
+    ),
+    "azure-native:app:ContainerApp": ArmType(
+        "Microsoft.App/containerApps",
+        ("containerAppName",),
+        ("location", "tags", "identity", "extendedLocation", "kind", "managedBy"),
+    ),
 }
 
 
@@ -168,7 +183,16 @@ def arm_resource(token: str, logical_name: str, inputs: dict[str, Any], skips: d
             properties[key] = value
     if properties:
         resource["properties"] = properties
+    _identity_map(resource)
     return resource
+
+
+def _identity_map(resource: dict[str, Any]) -> None:
+    """ARM's `identity.userAssignedIdentities` is a map `{<identity id>: {}}`; the azure-native SDK takes a
+    list of ids and sends the map (provider `identities` conversion), so the template gets the map."""
+    identity = resource.get("identity")
+    if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+        identity["userAssignedIdentities"] = {i: {} for i in identity["userAssignedIdentities"]}
 
 
 def template(run) -> dict[str, Any]:

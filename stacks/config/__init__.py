@@ -7,7 +7,8 @@ Components receive the parts they need and never call `pulumi.Config` themselves
 
 One module per domain, all read through one `Reader` (`reader.py`): `cluster` (AKS, node pools, VM facts),
 `workload` (the Deployment, HPA, resources), `model` (model source and repository), `security` (access,
-hardening, TLS), `deploy` (image delivery), `monitoring` (alerting, KEDA's target); `quantities` parses
+hardening, TLS), `deploy` (image delivery), `monitoring` (alerting, KEDA's target), `containerapps` (the
+Container Apps target); `quantities` parses
 Kubernetes quantities.
 """
 
@@ -31,6 +32,7 @@ from stacks.config.cluster import (
     cluster_settings,
     read_kubernetes_version,
 )
+from stacks.config.containerapps import WORKLOAD_PROFILES, ContainerAppSettings, container_app_settings
 from stacks.config.deploy import LOCAL_CLUSTERS, DeploySettings, deploy_settings
 from stacks.config.model import MODEL_STORE, STORAGE_SKUS, ModelSettings, model_settings
 from stacks.config.monitoring import MonitoringSettings, monitoring_settings
@@ -55,6 +57,7 @@ from stacks.config.workload import (
 )
 
 __all__ = [
+    "AZURE_TARGETS",
     "CLUSTER_TIERS",
     "DRAIN_MARGIN_S",
     "KUBELOGIN_MODES",
@@ -73,8 +76,10 @@ __all__ = [
     "TARGETS",
     "UPGRADE_CHANNELS",
     "VERSION_UPGRADE_CHANNELS",
+    "WORKLOAD_PROFILES",
     "ClusterSettings",
     "ConfigError",
+    "ContainerAppSettings",
     "DeploySettings",
     "Getter",
     "ModelSettings",
@@ -89,7 +94,9 @@ __all__ = [
     "project_defaults",
 ]
 
-TARGETS = ("azure", "local")
+TARGETS = ("azure", "containerapps", "local")
+#: Targets that deploy to Azure (a resource group in `azure-native:location`): AKS and Container Apps.
+AZURE_TARGETS = ("azure", "containerapps")
 # Config strings map to the SDK's enum types here, in one place (a typo is a ConfigError naming the key,
 # a wrong enum member an import error, never an Azure 400). Classic is a retired ACR SKU: not offered.
 REGISTRY_SKUS = {
@@ -106,7 +113,8 @@ _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 
 @dataclass(frozen=True)
 class StackConfig:
-    """Everything the program needs, validated. `location` is `azure-native:location` (azure only)."""
+    """Everything the program needs, validated. `location` is `azure-native:location` (Azure targets only);
+    `container_app` is set for target containerapps only, `cluster` for target azure (AKS) only."""
 
     stack: str
     target: str
@@ -123,10 +131,17 @@ class StackConfig:
     model: ModelSettings | None = None  # None only for callers that build a StackConfig by hand
     security: SecuritySettings | None = None  # always set by load_config
     monitoring: MonitoringSettings | None = None  # target azure only (managed Prometheus, KEDA)
+    container_app: ContainerAppSettings | None = None
 
     @property
     def is_azure(self) -> bool:
+        """Target `azure`: AKS."""
         return self.target == "azure"
+
+    @property
+    def is_containerapps(self) -> bool:
+        """Target `containerapps`: Azure Container Apps, no cluster."""
+        return self.target == "containerapps"
 
     @property
     def manifest_minor(self) -> int:
@@ -167,8 +182,8 @@ def load_config(
     if registry_name is not None and not _REGISTRY_NAME.match(registry_name):
         raise ConfigError(f"{r.key('registryName')} must be 5-50 letters or digits, got {registry_name!r}")
     location = r.str("azure-native:location")
-    if target == "azure" and not location:
-        raise ConfigError("azure-native:location must be set for target azure (e.g. westeurope)")
+    if target in AZURE_TARGETS and not location:
+        raise ConfigError(f"azure-native:location must be set for target {target} (e.g. westeurope)")
     repository = r.str("imageRepository") or ""
     if not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*$", repository):
         raise ConfigError(f"{r.key('imageRepository')} is not a valid repository path: {repository!r}")
@@ -179,7 +194,7 @@ def load_config(
     return StackConfig(
         stack=stack,
         target=target,
-        location=location if target == "azure" else None,
+        location=location if target in AZURE_TARGETS else None,
         kubernetes_version=kubernetes_version,
         registry_sku=REGISTRY_SKUS[r.choice("registrySku", REGISTRY_SKUS)],
         registry_name=registry_name,
@@ -192,6 +207,7 @@ def load_config(
         deploy=deploy_settings(r, kube_context),
         security=security_settings(r, target, vm_sizes),
         monitoring=monitoring_settings(r, workload.max_queue) if target == "azure" else None,
+        container_app=container_app_settings(r, workload) if target == "containerapps" else None,
     )
 
 

@@ -14,8 +14,8 @@ from stacks.config.reader import PRINCIPAL_TYPES, ConfigError, Reader
 class ModelSettings:
     """Where the model comes from, and the model repository (Blob Storage + workload identity).
 
-    `repository`: declare the storage account, `models` container and identity (target `azure` only; the
-    local target never declares Azure resources). `uri` / `labels_uri` / `sha256`: MODEL_URI,
+    `repository`: declare the storage account, `models` container and its reader (Azure targets only;
+    the local target never declares Azure resources). `uri` / `labels_uri` / `sha256`: MODEL_URI,
     MODEL_LABELS_URI, MODEL_SHA256 of the pod (None: not set). `file` / `labels_file`: names under
     `service/model-store/` baked into the image (MODEL_FILE / MODEL_LABELS_FILE build arguments).
     """
@@ -79,7 +79,7 @@ def model_settings(r: Reader, target: str) -> ModelSettings:
     if labels_file is not None and model_file is None:
         raise ConfigError(f"{r.key('modelLabelsFile')} needs {r.key('modelFile')}")
     return ModelSettings(
-        repository=r.bool("modelRepository") and target == "azure",
+        repository=r.bool("modelRepository") and target in ("azure", "containerapps"),
         storage_sku=r.choice("modelStorageSku", STORAGE_SKUS),
         deployer_principal_type=r.choice("deployerPrincipalType", PRINCIPAL_TYPES),
         uri=uri,

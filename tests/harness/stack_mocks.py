@@ -72,6 +72,9 @@ MODEL_IDENTITY_CLIENT_ID = "mmmmmmmm-0000-0000-0000-000000000004".replace("m", "
 #: azure.com`).
 PROMETHEUS_QUERY_ENDPOINT = "https://amw-abc1.westeurope.prometheus.monitor.azure.com"
 MODEL_IDENTITY_PRINCIPAL_ID = "pppppppp-0000-0000-0000-000000000005".replace("p", "e")
+#: The managed environment's domain: apps get `<app>.<domain>` (Microsoft.App managedEnvironments
+#: `defaultDomain`, e.g. `happyhill-70162bb9.westeurope.azurecontainerapps.io`).
+ACA_DEFAULT_DOMAIN = "kindsea-1a2b3c4d.westeurope.azurecontainerapps.io"
 
 
 def fake_digest(text: str) -> str:
@@ -202,6 +205,31 @@ class FakeCloud(pulumi.runtime.Mocks):
         elif args.typ == "azure-native:alertsmanagement:PrometheusRuleGroup":
             name = args.inputs.get("ruleGroupName", args.name)
             rid = f"{rg}/providers/Microsoft.AlertsManagement/prometheusRuleGroups/{name}"
+        elif args.typ == "azure-native:app:ManagedEnvironment":
+            name = args.inputs.get("environmentName", args.name)
+            state.update(name=name, defaultDomain=ACA_DEFAULT_DOMAIN)
+            rid = f"{rg}/providers/Microsoft.App/managedEnvironments/{name}"
+        elif args.typ == "azure-native:app:ContainerApp":
+            # What Azure reports after the PUT: the revision `<app>--<suffix>` it made, and the ingress fqdn.
+            name = args.inputs.get("containerAppName", args.name)
+            revision = f"{name}--{args.inputs['template']['revisionSuffix']}"
+            configuration = dict(state.get("configuration", {}))
+            fqdn = f"{name}.{ACA_DEFAULT_DOMAIN}"
+            configuration["ingress"] = {**configuration.get("ingress", {}), "fqdn": fqdn}
+            # The SDK takes a list of identity ids; ARM answers a map id -> {principalId, clientId}.
+            identity = dict(state.get("identity", {}))
+            identity["userAssignedIdentities"] = {
+                i: {"principalId": MODEL_IDENTITY_PRINCIPAL_ID, "clientId": MODEL_IDENTITY_CLIENT_ID}
+                for i in identity.get("userAssignedIdentities", [])
+            }
+            state.update(
+                name=name,
+                identity=identity,
+                configuration=configuration,
+                latestRevisionName=revision,
+                latestRevisionFqdn=f"{name}--{revision.split('--', 1)[1]}.{ACA_DEFAULT_DOMAIN}",
+            )
+            rid = f"{rg}/providers/Microsoft.App/containerApps/{name}"
         elif args.typ == "docker-build:index:Image":
             tag = args.inputs["tags"][0]
             state["digest"] = fake_digest(tag)

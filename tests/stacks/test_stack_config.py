@@ -48,7 +48,7 @@ def load(**values):
         # 1.33: upstream end of life 2026-06-28, out of AKS standard support (kubernetes.io/releases).
         ({"kubernetesVersion": "1.33"}, "aks-image-classifier:kubernetesVersion", "1.34 or newer"),
         ({"nodeMinCount": ""}, "aks-image-classifier:nodeMinCount", "integer"),
-        ({"target": "gcp"}, "aks-image-classifier:target", "azure, local"),
+        ({"target": "gcp"}, "aks-image-classifier:target", "azure, containerapps, local"),
         ({"nodeMinCount": "4", "nodeMaxCount": "2"}, "aks-image-classifier:nodeMinCount", "<="),
         ({"maxReplicas": "many"}, "aks-image-classifier:maxReplicas", "integer"),
         ({"replicas": "9", "maxReplicas": "5"}, "aks-image-classifier:replicas", "within"),
