@@ -39,6 +39,7 @@ ROLE = {
     "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb": "Azure Kubernetes Service RBAC Writer",
     "7f6c6a51-bcf8-42ba-9220-52d62157d7db": "Azure Kubernetes Service RBAC Reader",
     "4abbcc35-e782-43d8-92c5-2d3abe0ed2dd": "Azure Kubernetes Service Cluster User Role",
+    "b0d8363b-8ddd-447d-831f-62ca05bff136": "Monitoring Data Reader",
 }
 #: Roles with no write, delete or role-assignment action on anything (their actions are `*/read`, the AKS
 #: user credential list, blob read, key read/decrypt).
@@ -176,7 +177,7 @@ def test_assignment_matrix(by_subject):
     """Deploy identities assign only the main program's roles, only to service principals and groups, only
     inside their own stack's groups."""
     expected_roles = {"AcrPull", "Storage Blob Data Reader", "Storage Blob Data Contributor",
-                      "Azure Kubernetes Service RBAC Cluster Admin"}
+                      "Monitoring Data Reader", "Azure Kubernetes Service RBAC Cluster Admin"}
     for level, group in (("dev", DEV_RG), ("prod", PROD_RG)):
         assert may_assign(by_subject[SUBJECT[level]]) == {
             (role, kind, group) for role in expected_roles for kind in ("ServicePrincipal", "Group")}, level
@@ -185,7 +186,8 @@ def test_assignment_matrix(by_subject):
 def test_cluster_admin_is_assignable_only_when_config_asks():
     found = identities(run_bootstrap({"clusterAdminAssignable": False}))
     roles = {role for role, _, _ in may_assign(found[SUBJECT["dev"]])}
-    assert roles == {"AcrPull", "Storage Blob Data Reader", "Storage Blob Data Contributor"}
+    assert roles == {"AcrPull", "Storage Blob Data Reader", "Storage Blob Data Contributor",
+                     "Monitoring Data Reader"}
 
 
 def _state_paths(condition: str, action: str) -> list[str]:
