@@ -11,7 +11,7 @@ from pulumi_azure_native import authorization, resources
 
 from stacks.acr_auth import exchange_refresh_token
 from stacks.acr_pull import AcrPull, AcrPullArgs
-from stacks.cluster import AGENT_POOL_LABEL, WORKLOAD_POOL, Cluster, ClusterArgs
+from stacks.cluster import WORKLOAD_NODE_SELECTOR, Cluster, ClusterArgs
 from stacks.cluster_access import ClusterAccess, ClusterAccessArgs
 from stacks.config import PROJECT, StackConfig
 from stacks.image import AZURE_PLATFORMS, Image, ImageArgs
@@ -187,7 +187,7 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             api_key=cfg.api_key,
             model=cfg.model,
             workload_identity_client_id=repository.identity_client_id if repository else None,
-            node_selector={AGENT_POOL_LABEL: WORKLOAD_POOL},
+            node_selector=dict(WORKLOAD_NODE_SELECTOR),
             service_type="ClusterIP" if tls else "LoadBalancer",
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[acr_pull]),
@@ -199,6 +199,8 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         "cluster_name": cluster.cluster_name,
         "resource_group": group.name,
         "kubeconfig": cluster.kubeconfig,
+        "workload_pool": pulumi.Output.from_input(cluster.workload_pool_name),
+        "system_pool": cluster.system_pool,
     }
     if repository is not None:  # tools.publish_model --stack reads model_repository_url
         outputs["model_repository_url"] = repository.container_url

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def test_resources_are_arm_bodies():
     assert cluster["properties"]["disableLocalAccounts"] is True
     assert "resourceName" not in cluster["properties"] and "resourceGroupName" not in cluster["properties"]
     (pool,) = [r for r in document["resources"] if r["type"] == POOL]
-    assert pool["name"] == f"{cluster['name']}/workload"
+    assert re.fullmatch(rf"{cluster['name']}/work[0-9a-f]{{8}}", pool["name"])  # versioned by shape
     assert set(pool) == {"type", "apiVersion", "name", "properties"}
     assert not {"agentPoolName", "resourceName", "resourceGroupName"} & set(pool["properties"])
     (workspace,) = [r for r in document["resources"] if r["type"].endswith("/workspaces")]
