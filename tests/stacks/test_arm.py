@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.stack_mocks import run_program, stack_file_config
 from tools import render_arm
-from tools.stack_mocks import run_program, stack_file_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "Microsoft.ContainerService/managedClusters"

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from tests.harness.stack_mocks import stack_file_config
 from tests.stacks.conftest import ROOT
-from tools.stack_mocks import stack_file_config
 
 #: vCPUs per VM size, Azure "Dsv5 series" specifications (learn.microsoft.com, sizes/general-purpose/dsv5).
 VCPUS = {f"Standard_D{n}{d}s_v5": n for n in (2, 4, 8) for d in ("", "d")}  # Dsv5 / Ddsv5: n vCPUs

