@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_random as random
 from pulumi_azure_native import authorization, managedidentity, storage
 
 from stacks.checkov_skips import skip_arm_checks
+from stacks.grantee import Grantee
 from stacks.roles import STORAGE_BLOB_DATA_CONTRIBUTOR as BLOB_DATA_CONTRIBUTOR_ROLE_ID
 from stacks.roles import STORAGE_BLOB_DATA_READER as BLOB_DATA_READER_ROLE_ID
 from stacks.roles import role_definition_id
@@ -37,8 +38,8 @@ class ModelRepositoryArgs:
     """Inputs for `ModelRepository`.
 
     `oidc_issuer_url`: the cluster's OIDC issuer (`Cluster.oidc_issuer_url`); `namespace` and
-    `service_account`: the workload's (the federation subject); `deployer_object_id` and
-    `deployer_principal_type` (`User`, `ServicePrincipal` for CI, `Group`): who publishes models.
+    `service_account`: the workload's (the federation subject); `publishers`: who publishes models
+    (`modelPublishers`, plus the deployer on `grantDeployer`).
     `sku`: storage account SKU name, e.g. `Standard_LRS`.
     """
 
@@ -50,15 +51,14 @@ class ModelRepositoryArgs:
     namespace: str
     service_account: str
     subscription_id: pulumi.Input[str]
-    deployer_object_id: pulumi.Input[str]
-    deployer_principal_type: str = "User"
+    publishers: list[Grantee] = field(default_factory=list)
 
 
 class ModelRepository(pulumi.ComponentResource):
     """A storage account that only Entra identities can use (shared keys off, no public blobs, HTTPS and TLS
     1.2), blob versioning and soft delete on, a private `models` container; a user-assigned identity federated
     with the workload's Kubernetes service account, with Storage Blob Data Reader on the container; the
-    deployer gets Storage Blob Data Contributor on the container to publish models.
+    configured publishers get Storage Blob Data Contributor on the container.
 
     Outputs: `account_name`, `blob_endpoint` (`https://<account>.blob.core.windows.net/`),
     `container_url` (`<blob_endpoint>models`), `container_id` (ARM id, the role scope),
@@ -150,17 +150,21 @@ class ModelRepository(pulumi.ComponentResource):
             description="classifier pods read model versions (workload identity)",
             opts=child,
         )
-        self.publisher_assignment = authorization.RoleAssignment(
-            f"{name}-publisher",
-            principal_id=args.deployer_object_id,
-            principal_type=args.deployer_principal_type,
-            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
-                lambda sub: role_definition_id(sub, BLOB_DATA_CONTRIBUTOR_ROLE_ID)
-            ),
-            scope=self.container.id,
-            description="the deployer publishes model versions (python -m tools.publish_model)",
-            opts=child,
+        contributor = pulumi.Output.from_input(args.subscription_id).apply(
+            lambda sub: role_definition_id(sub, BLOB_DATA_CONTRIBUTOR_ROLE_ID)
         )
+        self.publisher_assignments = [
+            authorization.RoleAssignment(
+                f"{name}-publisher-{publisher.key}",
+                principal_id=publisher.object_id,
+                principal_type=publisher.principal_type,
+                role_definition_id=contributor,
+                scope=self.container.id,
+                description="publishes model versions (tools.publish_model; config modelPublishers)",
+                opts=child,
+            )
+            for publisher in args.publishers
+        ]
         self.account_name: pulumi.Output[str] = self.account.name
         self.blob_endpoint: pulumi.Output[str] = self.account.primary_endpoints.apply(lambda e: e.blob)
         self.container_url: pulumi.Output[str] = self.blob_endpoint.apply(

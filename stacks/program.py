@@ -13,9 +13,11 @@ from stacks.acr_auth import exchange_refresh_token
 from stacks.acr_pull import AcrPull, AcrPullArgs
 from stacks.cluster import WORKLOAD_NODE_SELECTOR, Cluster, ClusterArgs
 from stacks.cluster_access import ClusterAccess, ClusterAccessArgs
-from stacks.config import PROJECT, StackConfig
+from stacks.config import StackConfig
+from stacks.grantee import grantees
 from stacks.image import AZURE_PLATFORMS, Image, ImageArgs
 from stacks.local_image import LocalImage, LocalImageArgs
+from stacks.maintenance import Maintenance, MaintenanceArgs, schedules_for
 from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
 from stacks.monitoring import ContainerInsights, ContainerInsightsArgs
 from stacks.registry import Registry, RegistryArgs, registry_name_prefix
@@ -60,24 +62,24 @@ def _service_image(cfg: StackConfig, **target: Any) -> Image:
     )
 
 
-def _model_repository(cfg: StackConfig, group: resources.ResourceGroup, cluster: Cluster, client) -> Any:
+def _model_repository(cfg: StackConfig, group: Any, cluster: Cluster, client, deployer: Any) -> Any:
     """The `ModelRepository` (storage, identity federated with the workload's service account), or None
     when `modelRepository` is false."""
     if cfg.model is None or not cfg.model.repository:
         return None
+    assert cfg.access is not None
     return ModelRepository(
         "models",
         ModelRepositoryArgs(
             resource_group_name=group.name,
-            location=group.location,
+            location=cfg.location,
             sku=cfg.model.storage_sku,
             name_prefix=storage_account_prefix("aicm", cfg.stack),
             oidc_issuer_url=cluster.oidc_issuer_url,
             namespace=cfg.workload.namespace,
             service_account=cfg.workload.app_name,
             subscription_id=client.subscription_id,
-            deployer_object_id=client.object_id,
-            deployer_principal_type=cfg.model.deployer_principal_type,
+            publishers=grantees(cfg.access.model_publishers, deployer, cfg.access.deployer_principal_type),
         ),
     )
 
@@ -113,14 +115,18 @@ def _unknown() -> pulumi.Output[str]:
 
 def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]:
     assert cfg.cluster is not None and cfg.location is not None and cfg.security is not None
-    name = f"{PROJECT}-{cfg.stack}"
+    assert cfg.access is not None and cfg.resource_group_name is not None
     client = authorization.get_client_config_output()
-    group = resources.ResourceGroup(f"{name}-rg", location=cfg.location)
+    # An existing group, read (an invoke: nothing in state, so `pulumi destroy` never deletes it, and no right
+    # at subscription scope is needed). A missing group fails here, once, with Azure's ResourceGroupNotFound.
+    group = resources.get_resource_group_output(resource_group_name=cfg.resource_group_name)
+    # The deployer's object id only on the explicit opt-in: otherwise no assignment depends on who runs `up`.
+    deployer = client.object_id if cfg.access.grant_deployer else None
     registry = Registry(
         "registry",
         RegistryArgs(
             resource_group_name=group.name,
-            location=group.location,
+            location=cfg.location,
             sku=cfg.registry_sku,
             name_prefix=registry_name_prefix("aic", cfg.stack),
             name=cfg.registry_name,
@@ -128,22 +134,31 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         ),
     )
     cluster = Cluster(
-        "cluster", ClusterArgs(group.name, group.location, cfg.cluster, cfg.security, client.tenant_id)
+        "cluster", ClusterArgs(group.name, cfg.location, cfg.cluster, cfg.security, client.tenant_id)
     )
     access = ClusterAccess(
         "cluster-access",
         ClusterAccessArgs(
-            principal_id=client.object_id,
-            principal_type=cfg.security.deployer_principal_type,
+            admins=grantees(cfg.access.cluster_admins, deployer, cfg.access.deployer_principal_type),
             cluster_id=cluster.cluster_id,
             subscription_id=client.subscription_id,
         ),
     )
+    if cfg.maintenance is not None:
+        Maintenance(
+            "maintenance",
+            MaintenanceArgs(
+                resource_group_name=group.name,
+                cluster_name=cluster.cluster_name,
+                window=cfg.maintenance,
+                schedules=schedules_for(cfg.cluster.upgrade_channel),
+            ),
+        )
     ContainerInsights(
         "insights",
         ContainerInsightsArgs(
             resource_group_name=group.name,
-            location=group.location,
+            location=cfg.location,
             workspace_id=cluster.workspace.id,
             cluster_id=cluster.cluster.id,
             cluster_name=cluster.cluster_name,
@@ -166,11 +181,11 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         registry_password=_registry_password(cfg, registry.login_server, client.tenant_id, exchange),
         platforms=AZURE_PLATFORMS,
     )
-    repository = _model_repository(cfg, group, cluster, client)
+    repository = _model_repository(cfg, group, cluster, client, deployer)
     provider = k8s.Provider(
         "aks",
         kubeconfig=cluster.kubeconfig,
-        opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool, access.assignment]),
+        opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool, *access.assignments]),
     )
     tls = cfg.security.tls
     workload = Workload(

@@ -19,6 +19,7 @@ from typing import Any
 
 from pulumi_azure_native import containerregistry
 
+from stacks.config.access import AccessSettings, Principal, access_settings
 from stacks.config.cluster import (
     CLUSTER_TIERS,
     LOCAL_DISK_GIB,
@@ -31,6 +32,7 @@ from stacks.config.cluster import (
     read_kubernetes_version,
 )
 from stacks.config.deploy import LOCAL_CLUSTERS, DeploySettings, deploy_settings
+from stacks.config.maintenance import WEEK_DAYS, MaintenanceSettings, maintenance_settings
 from stacks.config.model import MODEL_STORE, STORAGE_SKUS, ModelSettings, model_settings
 from stacks.config.quantities import cpu_millicores, memory_bytes
 from stacks.config.reader import (
@@ -71,11 +73,15 @@ __all__ = [
     "TARGETS",
     "UPGRADE_CHANNELS",
     "VERSION_UPGRADE_CHANNELS",
+    "WEEK_DAYS",
+    "AccessSettings",
     "ClusterSettings",
     "ConfigError",
     "DeploySettings",
     "Getter",
+    "MaintenanceSettings",
     "ModelSettings",
+    "Principal",
     "Reader",
     "SecuritySettings",
     "StackConfig",
@@ -99,6 +105,9 @@ REGISTRY_SKUS = {
 }
 
 _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+#: Resource group names: 1-90 characters, letters, digits, underscores, hyphens, periods, parentheses, not
+#: ending in a period (Microsoft Learn, "Naming rules and restrictions for Azure resources").
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,9 @@ class StackConfig:
     api_key: Any = None  # pulumi.Output[str] marked secret, or None (no API key: endpoints open)
     model: ModelSettings | None = None  # None only for callers that build a StackConfig by hand
     security: SecuritySettings | None = None  # always set by load_config
+    resource_group_name: str | None = None  # azure: the existing group the stack deploys into
+    access: AccessSettings | None = None  # azure: who gets which role (always set by load_config)
+    maintenance: MaintenanceSettings | None = None  # azure: planned maintenance window, None: none
 
     @property
     def is_azure(self) -> bool:
@@ -170,6 +182,17 @@ def load_config(
         raise ConfigError(f"{r.key('imageRepository')} is not a valid repository path: {repository!r}")
     kube_context = r.str("kubeContext")
     cluster = cluster_settings(r, kubernetes_version) if target == "azure" else None
+    group = r.str("resourceGroupName")
+    if group is not None and not _RESOURCE_GROUP.match(group):
+        raise ConfigError(
+            f"{r.key('resourceGroupName')} must be 1-90 letters, digits, '_', '-', '.', '(' or ')', "
+            f"not ending in '.', got {group!r}"
+        )
+    if target == "azure" and group is None:
+        raise ConfigError(
+            f"{r.key('resourceGroupName')} must name the existing resource group of the stack (bootstrap/ "
+            "creates it; the program never creates one at subscription scope)"
+        )
     vm_sizes = (cluster.system_vm_size, cluster.node_vm_size) if cluster else ()
     return StackConfig(
         stack=stack,
@@ -186,6 +209,9 @@ def load_config(
         model=model_settings(r, target),
         deploy=deploy_settings(r, kube_context),
         security=security_settings(r, target, vm_sizes),
+        resource_group_name=group if target == "azure" else None,
+        access=access_settings(r, target),
+        maintenance=maintenance_settings(r) if target == "azure" else None,
     )
 
 

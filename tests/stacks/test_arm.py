@@ -128,28 +128,43 @@ def test_skips_follow_the_config_not_the_stack_name():
 def test_resources_are_arm_bodies():
     document = template_of("prod")
     types = [r["type"] for r in document["resources"]]
+    roles = "Microsoft.Authorization/roleAssignments"
     assert sorted(types) == sorted(
         [
-            "Microsoft.Resources/resourceGroups",
+            # No resource group: the stack adopts the one bootstrap/ made (resourceGroupName).
             "Microsoft.OperationalInsights/workspaces",
             CLUSTER,
             POOL,
             REGISTRY,
-            "Microsoft.Authorization/roleAssignments",
-            "Microsoft.Authorization/roleAssignments",
+            roles,  # AcrPull for the kubelet identity
+            roles,  # cluster admins (Pulumi.prod.yaml clusterAdmins: an identity and a group)
+            roles,
+            # planned maintenance (stacks/maintenance.py), prod's Sunday window for both channels
+            f"{CLUSTER}/maintenanceConfigurations",
+            f"{CLUSTER}/maintenanceConfigurations",
             # Container Insights data collection (stacks/monitoring.py)
             "Microsoft.Insights/dataCollectionRules",
             "Microsoft.Insights/dataCollectionRuleAssociations",
-            # model repository (stacks/model_repository.py): storage, identity and its two role assignments
+            # model repository (stacks/model_repository.py): storage, identity, reader and publisher roles
             STORAGE,
             f"{STORAGE}/blobServices",
             f"{STORAGE}/blobServices/containers",
             "Microsoft.ManagedIdentity/userAssignedIdentities",
             "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
-            "Microsoft.Authorization/roleAssignments",
-            "Microsoft.Authorization/roleAssignments",
+            roles,
+            roles,
         ]
     )
+    windows = [r for r in document["resources"] if r["type"] == f"{CLUSTER}/maintenanceConfigurations"]
+    assert sorted(w["name"].split("/")[-1] for w in windows) == [
+        "aksManagedAutoUpgradeSchedule",
+        "aksManagedNodeOSUpgradeSchedule",
+    ]
+    for window in windows:
+        assert set(window) == {"type", "apiVersion", "name", "properties"}
+        assert window["properties"]["maintenanceWindow"]["schedule"] == {
+            "weekly": {"dayOfWeek": "Sunday", "intervalWeeks": 1}
+        }
     (account,) = [r for r in document["resources"] if r["type"] == STORAGE]
     assert account["properties"]["networkAcls"]["bypass"] == "AzureServices"  # ARM's name, not the SDK's
     (container,) = [r for r in document["resources"] if r["type"].endswith("/containers")]
