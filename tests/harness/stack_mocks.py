@@ -94,6 +94,7 @@ class Registration:
     custom_timeouts: dict[str, str]
     protect: bool
     retain_on_delete: bool
+    delete_before_replace: bool = False
 
 
 @dataclass
@@ -242,6 +243,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                     custom_timeouts={
                         "create": timeouts.create,
                         "update": timeouts.update,
