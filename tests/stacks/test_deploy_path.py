@@ -1,4 +1,4 @@
-"""Issue 10: what a real `pulumi preview` / `up` / `refresh` does with the program, beyond what mocks check.
+"""What a real `pulumi preview` / `up` / `refresh` does with the program, beyond what mocks check.
 
 Each test names the rule of the real tool it models (Pulumi engine, a provider's source, an Azure doc).
 """

@@ -1,4 +1,4 @@
-"""Issue 5, stack side: API key as a secret end to end, source ranges, and their rendered manifests."""
+"""The API key as a secret end to end, source ranges, and their rendered manifests."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.workflows.conftest import ROOT, WORKFLOWS
 
-LINT_JS = ROOT / "tools" / "actionlint" / "lint.js"
+LINT_JS = ROOT / "tools" / "lint" / "lint.js"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 
 #: A pull_request_target workflow that checks out the pull request's head with persisted credentials,
