@@ -246,3 +246,18 @@ def test_dev_has_no_window_unless_asked_and_channel_none_keeps_only_the_node_os_
 def test_a_bad_window_names_the_key(values, key):
     with pytest.raises(ConfigError, match=rf"^aks-image-classifier:{key} "):
         run_stack("dev", **values)
+
+
+def test_the_day2_doc_states_what_the_code_does():
+    from stacks import tls
+    from stacks.config import maintenance
+
+    doc = (ROOT / "docs" / "day-2.md").read_text()
+    assert f"is `{node_pools.WORKLOAD_POOL_PREFIX}` plus the first {node_pools.HASH_DIGITS} hex digits" in doc
+    assert f"`{node_pools.POOL_LABEL}: {node_pools.WORKLOAD_POOL_ROLE}`" in doc
+    assert f"set the redirect's priority to {tls.REDIRECT_PRIORITY}" in doc
+    assert f"`{AUTO_UPGRADE_SCHEDULE}` and\n`{NODE_OS_UPGRADE_SCHEDULE}`" in doc
+    assert f"`maintenanceDurationHours` ({maintenance.MIN_DURATION_H}-{maintenance.MAX_DURATION_H})" in doc
+    assert f"`maintenanceIntervalWeeks` (1-{maintenance.MAX_INTERVAL_WEEKS})" in doc
+    for key, _ in node_pools.SYSTEM_POOL_KEYS.values():
+        assert f"`{key}`" in doc, key
