@@ -25,12 +25,8 @@ class CheckovResults:
 
     def results(self, folder: str, kind: str) -> list[dict]:
         """``kind`` (passed_checks, failed_checks, skipped_checks) of the files under ``folder``/."""
-        return [
-            check
-            for framework in self.report
-            for check in framework["results"].get(kind, [])
-            if check["file_path"].lstrip("/").startswith(f"{folder}/")
-        ]
+        return [check for framework in self.report for check in framework["results"].get(kind, [])
+                if check["file_path"].lstrip("/").startswith(f"{folder}/")]
 
     @property
     def parsing_errors(self) -> int:
@@ -61,22 +57,8 @@ def checkov(rendered_manifests, tmp_path_factory) -> CheckovResults:
         shutil.copytree(folder, root / stack)
     (root / "docker").mkdir()
     shutil.copy(ROOT / "service" / "Dockerfile", root / "docker" / "Dockerfile")
-    result = subprocess.run(
-        [
-            str(CHECKOV),
-            "-d",
-            str(root),
-            "--framework",
-            "kubernetes",
-            "dockerfile",
-            "--skip-download",
-            "--compact",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = subprocess.run([str(CHECKOV), "-d", str(root), "--framework", "kubernetes", "dockerfile",
+                             "--skip-download", "--compact", "-o", "json"],
+                            capture_output=True, text=True, timeout=600)
     report = json.loads(result.stdout)
     return CheckovResults(report if isinstance(report, list) else [report])

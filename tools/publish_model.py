@@ -64,22 +64,14 @@ def stack_container_url(stack: str) -> str:
     """`pulumi stack output model_repository_url --stack <stack>`; raises `PublishError` without the CLI."""
     pulumi = shutil.which("pulumi")
     if pulumi is None:
-        raise PublishError(
-            "--stack needs the Pulumi CLI; pass --account-url (the stack output "
-            "model_storage_account_url) or --connection-string instead"
-        )
-    result = subprocess.run(
-        [pulumi, "stack", "output", STACK_OUTPUT, "--stack", stack],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+        raise PublishError("--stack needs the Pulumi CLI; pass --account-url (the stack output "
+                           "model_storage_account_url) or --connection-string instead")
+    result = subprocess.run([pulumi, "stack", "output", STACK_OUTPUT, "--stack", stack],
+                            capture_output=True, text=True, check=False)
     url = result.stdout.strip()
     if result.returncode != 0 or not url:
-        raise PublishError(
-            f"stack {stack} has no output {STACK_OUTPUT} (modelRepository off, or not yet "
-            f"deployed): {result.stderr.strip()[:300]}"
-        )
+        raise PublishError(f"stack {stack} has no output {STACK_OUTPUT} (modelRepository off, or not yet "
+                           f"deployed): {result.stderr.strip()[:300]}")
     return url
 
 
@@ -92,18 +84,16 @@ def container_client(args: argparse.Namespace) -> ContainerClient:
 
     if args.account_url:
         return ContainerClient(args.account_url, args.container, credential=DefaultAzureCredential())
-    return ContainerClient.from_container_url(
-        stack_container_url(args.stack), credential=DefaultAzureCredential()
-    )
+    return ContainerClient.from_container_url(stack_container_url(args.stack),
+                                              credential=DefaultAzureCredential())
 
 
 def _progress(label: str, total: int):
     """An upload `progress_hook(current, total)` drawing a tqdm bar on stderr; returns (hook, close)."""
     from tqdm import tqdm
 
-    bar = tqdm(
-        total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=None
-    )  # None: no bar when stderr is not a terminal
+    bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+               disable=None)  # None: no bar when stderr is not a terminal
 
     def hook(current: int, _total: int | None) -> None:
         bar.update(current - bar.n)
@@ -117,25 +107,17 @@ def upload(container: ContainerClient, blob: str, path: Path, sha256: str, role:
     hook, close = _progress(blob, path.stat().st_size)
     try:
         with path.open("rb") as data:
-            container.upload_blob(
-                blob,
-                data,
-                overwrite=False,
-                metadata={"sha256": sha256, "role": role},
-                progress_hook=hook,
-                max_concurrency=4,
-            )
+            container.upload_blob(blob, data, overwrite=False, metadata={"sha256": sha256, "role": role},
+                                  progress_hook=hook, max_concurrency=4)
     except ResourceExistsError:
-        raise VersionExists(
-            f"{container.url}/{blob} already exists: versions are immutable, publish a new --version"
-        ) from None
+        raise VersionExists(f"{container.url}/{blob} already exists: versions are immutable, publish "
+                            "a new --version") from None
     finally:
         close()
 
 
-def publish(
-    container: ContainerClient, model: Path, labels: Path | None, name: str, version: str
-) -> dict[str, str]:
+def publish(container: ContainerClient, model: Path, labels: Path | None, name: str,
+            version: str) -> dict[str, str]:
     """Upload a version; return the config to roll it out (`modelUri`, `modelSha256`, ...).
 
     Raises `VersionExists` if any blob is already under `<name>/<version>/`, `PublishError` otherwise.
@@ -146,16 +128,11 @@ def publish(
             raise PublishError(f"container {container.url} does not exist (deploy the stack first)")
         existing = [blob.name for blob in container.list_blobs(name_starts_with=prefix)]
         if existing:
-            raise VersionExists(
-                f"{container.url}/{prefix} already holds {', '.join(existing)}: versions "
-                "are immutable, publish a new --version"
-            )
+            raise VersionExists(f"{container.url}/{prefix} already holds {', '.join(existing)}: versions "
+                                "are immutable, publish a new --version")
         digest = sha256_file(model)
-        config = {
-            "modelUri": f"{container.url}/{prefix}{model.name}",
-            "modelSha256": digest,
-            "modelVersion": version,
-        }
+        config = {"modelUri": f"{container.url}/{prefix}{model.name}", "modelSha256": digest,
+                  "modelVersion": version}
         if labels is not None:  # labels first: the model blob, written last, marks a complete version
             upload(container, prefix + labels.name, labels, sha256_file(labels), role="labels")
             config["modelLabelsUri"] = f"{container.url}/{prefix}{labels.name}"
@@ -169,20 +146,15 @@ def show(container: ContainerClient, name: str, version: str) -> dict[str, str]:
     """The rollout config of a published version, from its blobs' metadata. Raises `PublishError`."""
     prefix = f"{name}/{version}/"
     try:
-        blobs = {
-            b.metadata.get("role"): b
-            for b in container.list_blobs(name_starts_with=prefix, include=["metadata"])
-        }
+        blobs = {b.metadata.get("role"): b for b in container.list_blobs(name_starts_with=prefix,
+                                                                           include=["metadata"])}
     except AzureError as exc:
         raise PublishError(f"cannot list {container.url}: {str(exc).strip().splitlines()[0]}") from None
     model = blobs.get("model")
     if model is None or "sha256" not in model.metadata:
         raise PublishError(f"{container.url}/{prefix} holds no model published by tools.publish_model")
-    config = {
-        "modelUri": f"{container.url}/{model.name}",
-        "modelSha256": model.metadata["sha256"],
-        "modelVersion": version,
-    }
+    config = {"modelUri": f"{container.url}/{model.name}", "modelSha256": model.metadata["sha256"],
+              "modelVersion": version}
     if "labels" in blobs:
         config["modelLabelsUri"] = f"{container.url}/{blobs['labels'].name}"
     return config
@@ -200,19 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--stack", help=f"read the container URL from this stack's output {STACK_OUTPUT}")
     where.add_argument("--account-url", help="https://<account>.blob.core.windows.net (with --container)")
-    parser.add_argument(
-        "--connection-string",
-        help="storage connection string (default: $AZURE_STORAGE_CONNECTION_STRING), e.g. Azurite's",
-    )
-    parser.add_argument(
-        "--container", default="models", help="with --account-url or --connection-string (default: models)"
-    )
+    parser.add_argument("--connection-string", help="storage connection string (default: "
+                        "$AZURE_STORAGE_CONNECTION_STRING), e.g. Azurite's")
+    parser.add_argument("--container", default="models", help="with --account-url or --connection-string "
+                        "(default: models)")
     parser.add_argument("--file", type=Path, help="model file (TorchScript, .pt2, state_dict)")
-    parser.add_argument(
-        "--show",
-        action="store_true",
-        help="upload nothing: print the rollout lines of the published --version (roll back)",
-    )
+    parser.add_argument("--show", action="store_true",
+                        help="upload nothing: print the rollout lines of the published --version (roll back)")
     parser.add_argument("--labels", type=Path, help="labels file, one per line")
     parser.add_argument("--name", required=True, help="model name (first path segment)")
     parser.add_argument("--version", required=True, help="version (second path segment), e.g. 2")
@@ -225,12 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in (args.file, args.labels):
         if path is not None and not path.is_file():
             parser.error(f"{path}: no such file")
-    if not (
-        args.stack
-        or args.account_url
-        or args.connection_string
-        or os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
-    ):
+    if not (args.stack or args.account_url or args.connection_string
+            or os.environ.get("AZURE_STORAGE_CONNECTION_STRING")):
         parser.error("say where to publish: --stack, --account-url or --connection-string")
     try:
         with container_client(args) as container:
@@ -242,10 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
     done = "published" if not args.show else "found"
-    print(
-        f"{done} {args.name} version {args.version} (sha256 {config['modelSha256']}); roll it out with:",
-        file=sys.stderr,
-    )
+    print(f"{done} {args.name} version {args.version} (sha256 {config['modelSha256']}); roll it out with:",
+          file=sys.stderr)
     print("\n".join(config_lines(config, args.stack)))
     return 0
 

@@ -97,17 +97,11 @@ def predict(url: str, filename: str, body: bytes, content_type: str, timeout_s: 
     Raises SmokeFailure(status 1) on an HTTP error or a body that is not JSON."""
     boundary = uuid.uuid4().hex
     payload = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n"
-        ).encode()
-        + body
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode() + body + f"\r\n--{boundary}--\r\n".encode()
     request = urllib.request.Request(
-        f"{url}/predict",
-        data=payload,
-        method="POST",
+        f"{url}/predict", data=payload, method="POST",
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": "application/json"},
     )
     try:
@@ -126,24 +120,15 @@ def predict(url: str, filename: str, body: bytes, content_type: str, timeout_s: 
 def check_answer(answer: Any, expect: list[str]) -> dict[str, Any]:
     """Check the `/predict` answer's shape (see the module docstring) and, if `expect` is not empty, that
     the top-1 label is one of `expect`. Returns the top-1 prediction; raises SmokeFailure(status 1)."""
-    if (
-        not isinstance(answer, dict)
-        or not isinstance(answer.get("model"), str)
-        or not isinstance(answer.get("version"), str)
-    ):
+    if not isinstance(answer, dict) or not isinstance(answer.get("model"), str) \
+            or not isinstance(answer.get("version"), str):
         raise SmokeFailure(f"answer lacks model/version strings: {answer!r:.300}")
     predictions = answer.get("predictions")
     if not isinstance(predictions, list) or not predictions:
         raise SmokeFailure(f"answer has no predictions list: {answer!r:.300}")
     for p in predictions:
-        if not (
-            isinstance(p, dict)
-            and isinstance(p.get("label"), str)
-            and isinstance(p.get("index"), int)
-            and p["index"] >= 0
-            and isinstance(p.get("score"), int | float)
-            and 0 <= p["score"] <= 1
-        ):
+        if not (isinstance(p, dict) and isinstance(p.get("label"), str) and isinstance(p.get("index"), int)
+                and p["index"] >= 0 and isinstance(p.get("score"), int | float) and 0 <= p["score"] <= 1):
             raise SmokeFailure(f"malformed prediction {p!r:.200} (want label, index >= 0, score 0..1)")
     scores = [p["score"] for p in predictions]
     if scores != sorted(scores, reverse=True):
@@ -161,15 +146,10 @@ def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="service base URL")
     parser.add_argument("--image", default="skimage:chelsea", help="photo path or skimage:<name>")
-    parser.add_argument(
-        "--expect",
-        action="append",
-        default=[],
-        help="acceptable top-1 label (repeatable); none: check the shape only",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=300, help="seconds to wait for /readyz (default 300)"
-    )
+    parser.add_argument("--expect", action="append", default=[],
+                        help="acceptable top-1 label (repeatable); none: check the shape only")
+    parser.add_argument("--timeout", type=float, default=300,
+                        help="seconds to wait for /readyz (default 300)")
     args = parser.parse_args(argv)
     url = args.url.rstrip("/")
     try:
@@ -183,10 +163,8 @@ def run(argv: list[str] | None = None) -> int:
     except SmokeFailure as failure:
         print(f"smoke test failed: {failure}", file=sys.stderr)
         return failure.status
-    print(
-        f"{answer['model']} v{answer['version']}: {args.image} -> {top['label']!r} "
-        f"(index {top['index']}, score {top['score']:.3f}) in {elapsed_ms:.0f} ms"
-    )
+    print(f"{answer['model']} v{answer['version']}: {args.image} -> {top['label']!r} "
+          f"(index {top['index']}, score {top['score']:.3f}) in {elapsed_ms:.0f} ms")
     return 0
 
 

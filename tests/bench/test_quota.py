@@ -23,17 +23,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def row(variant: str, number: int, tput: float, p99: float, errors: int = 0, cpu: float | None = None):
-    return {
-        "variant": variant,
-        "round": number,
-        "c1_p50_ms": p99 / 2,
-        "c1_p99_ms": p99,
-        "c16_img_per_s": tput,
-        "c16_p99_ms": 10 * p99,
-        "c16_cpu_ms_per_image": cpu,
-        "c16_throttled": 0.5 if cpu else None,
-        "errors": errors,
-    }
+    return {"variant": variant, "round": number, "c1_p50_ms": p99 / 2, "c1_p99_ms": p99,
+            "c16_img_per_s": tput, "c16_p99_ms": 10 * p99, "c16_cpu_ms_per_image": cpu,
+            "c16_throttled": 0.5 if cpu else None, "errors": errors}
 
 
 def test_parse_variant():
@@ -103,14 +95,10 @@ def test_table_and_verdicts_print_medians_ranges_and_the_bar():
     assert "| 6.20 (6.00–6.40) |" in text
     lines = quota_report.verdicts(summary).splitlines()
     # Best by median: 1/1 (6.15 img/s, p99 210 ms); paired: 6.0/6.2, 6.4/6.1 and 210/200, 230/220.
-    assert lines[0] == (
-        "c=16 img/s: default / best explicit (1/1) = 1.008 (bar >= 0.95; median of paired "
-        "rounds: 0.968, 1.049; ratio of medians 1.008) ok"
-    )
-    assert lines[1] == (
-        "c=1 p99: default / best explicit (1/1) = 1.048 (bar <= 1.05; median of paired "
-        "rounds: 1.050, 1.045; ratio of medians 1.048) ok"
-    )
+    assert lines[0] == ("c=16 img/s: default / best explicit (1/1) = 1.008 (bar >= 0.95; median of paired "
+                        "rounds: 0.968, 1.049; ratio of medians 1.008) ok")
+    assert lines[1] == ("c=1 p99: default / best explicit (1/1) = 1.048 (bar <= 1.05; median of paired "
+                        "rounds: 1.050, 1.045; ratio of medians 1.048) ok")
     assert lines[2].startswith("c=16 CPU ms per image: default / best explicit (None) = –")
     assert lines[3] == "errors: 0 ok"
 

@@ -35,9 +35,8 @@ def test_each_round_settles_times_the_model_alone_then_loads_the_server() -> Non
         calls.append("load")
         return {"img_per_s": next(served), "errors": 0, "p50_ms": 400.0, "p99_ms": 500.0}
 
-    config = RoundsConfig(
-        rounds=3, concurrency=16, batch_size=8, model_seconds=5.0, warmup_s=2, duration_s=10
-    )
+    config = RoundsConfig(rounds=3, concurrency=16, batch_size=8, model_seconds=5.0, warmup_s=2,
+                          duration_s=10)
     result = run_rounds(alone, config, load, settle=lambda: calls.append("settle"))
     assert calls == ["settle", "alone b8 5.0s", "load"] * 3
     assert [round(r["ratio"], 6) for r in result["rounds"]] == [0.9, 0.8, 0.9]
@@ -69,13 +68,8 @@ def test_wait_idle_waits_for_a_busy_process_tree_and_not_for_an_idle_one() -> No
         proc.wait()
 
 
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--rounds", "-1"], "--rounds must be >= 0"),
-        (["--round-duration", "0"], "--round-duration must be > 0"),
-    ],
-)
+@pytest.mark.parametrize(("flags", "message"), [(["--rounds", "-1"], "--rounds must be >= 0"),
+                                                (["--round-duration", "0"], "--round-duration must be > 0")])
 def test_bad_round_flags_are_refused_with_the_flag_named(capsys, flags, message):
     from bench.__main__ import parse_args
 

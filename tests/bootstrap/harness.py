@@ -47,10 +47,8 @@ class BootstrapCloud(FakeCloud):
             rid = f"{group}/providers/Microsoft.Storage/storageAccounts/{state['name']}"
         elif args.typ == "azure-native:storage:BlobContainer":
             state["name"] = inputs["containerName"]
-            rid = (
-                f"{group}/providers/Microsoft.Storage/storageAccounts/{inputs['accountName']}"
-                f"/blobServices/default/containers/{state['name']}"
-            )
+            rid = (f"{group}/providers/Microsoft.Storage/storageAccounts/{inputs['accountName']}"
+                   f"/blobServices/default/containers/{state['name']}")
         elif args.typ == "azure-native:keyvault:Vault":
             state["name"] = inputs["vaultName"]
             rid = f"{group}/providers/Microsoft.KeyVault/vaults/{state['name']}"
@@ -58,12 +56,8 @@ class BootstrapCloud(FakeCloud):
             state["name"] = inputs["keyName"]
             rid = f"{group}/providers/Microsoft.KeyVault/vaults/{inputs['vaultName']}/keys/{state['name']}"
         elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
-            state.update(
-                name=inputs["resourceName"],
-                clientId=IDENTITY_CLIENT_ID,
-                principalId=IDENTITY_PRINCIPAL_ID,
-                tenantId=TENANT_ID,
-            )
+            state.update(name=inputs["resourceName"], clientId=IDENTITY_CLIENT_ID,
+                         principalId=IDENTITY_PRINCIPAL_ID, tenantId=TENANT_ID)
             rid = f"{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{state['name']}"
         elif args.typ == "azure-native:authorization:RoleAssignment":
             rid = f"{inputs['scope']}/providers/Microsoft.Authorization/roleAssignments/{args.name}"
@@ -77,9 +71,8 @@ def full_key(key: str) -> str:
 BASE = {"azure-native:location": "westeurope", f"{PROJECT}:githubRepository": "octo-org/aks-image-classifier"}
 
 
-def run_bootstrap(
-    config: Mapping[str, Any] | None = None, *, base: bool = True, run: MockRun | None = None
-) -> MockRun:
+def run_bootstrap(config: Mapping[str, Any] | None = None, *, base: bool = True,
+                  run: MockRun | None = None) -> MockRun:
     """Declare the bootstrap stack under mocks with `BASE` plus `config` (short or full keys).
 
     Raises what the program raises (`ConfigError`); pass `run` to inspect what was registered first.

@@ -36,10 +36,8 @@ def run() -> MockRun:
 
 def assignments(run: MockRun) -> dict[str, dict]:
     """Role assignments keyed by role GUID (each role is assigned once)."""
-    found = {
-        r.inputs["roleDefinitionId"].rsplit("/", 1)[1]: r.inputs
-        for r in run.of_type("azure-native:authorization:RoleAssignment")
-    }
+    found = {r.inputs["roleDefinitionId"].rsplit("/", 1)[1]: r.inputs
+             for r in run.of_type("azure-native:authorization:RoleAssignment")}
     assert len(found) == len(run.of_type("azure-native:authorization:RoleAssignment"))
     return found
 
@@ -131,14 +129,10 @@ def test_role_assignments_scopes_and_roles(run):
         assert inputs["principalId"] == IDENTITY_PRINCIPAL_ID
         # azure-native v3 defaults to User, which Azure rejects for an identity (azure-rest-api-specs#21664).
         assert inputs["principalType"] == "ServicePrincipal"
-    assert not any(
-        inputs["roleDefinitionId"].endswith(g)
-        for inputs in found.values()
-        for g in (
-            "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",  # Owner
-            "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",  # User Access Administrator
-        )
-    )
+    assert not any(inputs["roleDefinitionId"].endswith(g) for inputs in found.values() for g in (
+        "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",  # Owner
+        "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",  # User Access Administrator
+    ))
 
 
 def test_only_the_rbac_administrator_assignment_has_a_condition(run):
@@ -189,10 +183,8 @@ def test_main_program_assigns_only_roles_the_condition_allows(stack):
     from tests.harness.stack_mocks import run_program, stack_file_config
 
     main = run_program(stack_file_config(stack, ROOT), stack)
-    assigned = {
-        r.inputs["roleDefinitionId"].rsplit("/", 1)[1]
-        for r in main.of_type("azure-native:authorization:RoleAssignment")
-    }
+    assigned = {r.inputs["roleDefinitionId"].rsplit("/", 1)[1]
+                for r in main.of_type("azure-native:authorization:RoleAssignment")}
     assert roles.ACR_PULL in assigned
     assert assigned <= set(roles.MAIN_PROGRAM_ROLES), assigned - set(roles.MAIN_PROGRAM_ROLES)
 
@@ -234,21 +226,13 @@ def test_gh_variable_lines_set_every_variable_the_deploy_workflow_reads(run):
 
 def test_custom_subjects_and_names():
     subjects = [f"repo:{REPO}:environment:staging", f"repo:{REPO}:ref:refs/heads/release"]
-    run = run_bootstrap(
-        {
-            "federatedSubjects": subjects,
-            "storageAccountName": "mystate01",
-            "keyVaultName": "my-vault-01",
-            "stateContainer": "state",
-            "storageSku": "Standard_ZRS",
-        }
-    )
+    run = run_bootstrap({"federatedSubjects": subjects, "storageAccountName": "mystate01",
+                         "keyVaultName": "my-vault-01", "stateContainer": "state",
+                         "storageSku": "Standard_ZRS"})
     creds = run.of_type("azure-native:managedidentity:FederatedIdentityCredential")
     assert [c.inputs["subject"] for c in creds] == subjects
     assert [c.inputs["federatedIdentityCredentialResourceName"] for c in creds] == [
-        "github-environment-staging",
-        "github-ref-refs-heads-release",
-    ]
+        "github-environment-staging", "github-ref-refs-heads-release"]
     assert run.outputs["stateUrl"] == "azblob://state?storage_account=mystate01"
     assert run.outputs["secretsProvider"] == "azurekeyvault://my-vault-01.vault.azure.net/keys/pulumi-secrets"
     assert run.of_type("random:index/randomString:RandomString") == []
@@ -258,10 +242,7 @@ def test_custom_subjects_and_names():
 def test_branch_and_environment_shape_the_default_subjects():
     run = run_bootstrap({"mainBranch": "trunk", "productionEnvironment": "prod"})
     assert run.outputs["federatedSubjects"] == [
-        f"repo:{REPO}:ref:refs/heads/trunk",
-        f"repo:{REPO}:pull_request",
-        f"repo:{REPO}:environment:prod",
-    ]
+        f"repo:{REPO}:ref:refs/heads/trunk", f"repo:{REPO}:pull_request", f"repo:{REPO}:environment:prod"]
 
 
 def test_defaults_in_pulumi_yaml_match_the_program():
@@ -291,9 +272,6 @@ def test_main_program_does_not_import_bootstrap():
     """`bootstrap/` is its own Pulumi project: the main program and its tools never import it."""
     for path in [*(ROOT / "stacks").glob("*.py"), ROOT / "__main__.py", *(ROOT / "tools").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            )
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0] == "bootstrap" for n in names), path

@@ -37,16 +37,10 @@ def load(**values):
         ({"productionEnvironment": "prod:eu"}, f"{PROJECT}:productionEnvironment", "environment"),
         ({"federatedSubjects": '["repo:o/r:ref:refs/heads/*"]'}, f"{PROJECT}:federatedSubjects", "wildcards"),
         ({"federatedSubjects": '["o/r:pull_request"]'}, f"{PROJECT}:federatedSubjects", "repo:"),
-        (
-            {"federatedSubjects": '["repo:o/r:pull_request", "repo:o/r:pull_request"]'},
-            f"{PROJECT}:federatedSubjects",
-            "twice",
-        ),
-        (
-            {"federatedSubjects": str([f"repo:o/r:environment:e{i}" for i in range(21)]).replace("'", '"')},
-            f"{PROJECT}:federatedSubjects",
-            "20",
-        ),
+        ({"federatedSubjects": '["repo:o/r:pull_request", "repo:o/r:pull_request"]'},
+         f"{PROJECT}:federatedSubjects", "twice"),
+        ({"federatedSubjects": str([f"repo:o/r:environment:e{i}" for i in range(21)]).replace("'", '"')},
+         f"{PROJECT}:federatedSubjects", "20"),
         ({"federatedSubjects": "repo:o/r:pull_request"}, f"{PROJECT}:federatedSubjects", "list"),
         ({"storageAccountName": "My-State"}, f"{PROJECT}:storageAccountName", "3-24 lowercase"),
         ({"storageAccountName": "a" * 25}, f"{PROJECT}:storageAccountName", "3-24 lowercase"),
@@ -79,10 +73,8 @@ def test_missing_repository_fails_naming_the_key():
     assert str(error.value).startswith(f"{REPO_KEY} must be set")
 
 
-@pytest.mark.parametrize(
-    "repository",
-    ["octo-org/aks-image-classifier", "a/b", "Octo/my.repo_v2-x", "o" * 39 + "/" + "r" * 100, "octo/.github"],
-)
+@pytest.mark.parametrize("repository", ["octo-org/aks-image-classifier", "a/b", "Octo/my.repo_v2-x",
+                                        "o" * 39 + "/" + "r" * 100, "octo/.github"])
 def test_valid_repository_names(repository):
     assert load(githubRepository=repository).repository == repository
 

@@ -34,10 +34,8 @@ class Azurite:
         return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
 
     def connection_string(self, key: str = ACCOUNT_KEY) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={key};"
-            f"BlobEndpoint={self.endpoint};"
-        )
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={key};"
+                f"BlobEndpoint={self.endpoint};")
 
     def url(self, container: str, blob: str) -> str:
         return f"{self.endpoint}/{container}/{blob}"
@@ -73,20 +71,9 @@ def start_azurite() -> Azurite:
         )
     port = free_port()
     process = subprocess.Popen(
-        [
-            str(AZURITE_BLOB),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        [str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+         "--skipApiVersionCheck", "--disableTelemetry", "--silent"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, process)
     except BaseException:

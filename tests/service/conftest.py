@@ -100,15 +100,9 @@ def eager_model(photos) -> torch.nn.Module:
     would) and the last layer is scaled up: different photos now get clearly different answers.
     """
     model = build_model(SMALL_ARCH, seed=0, num_classes=NUM_CLASSES)
-    transform = v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.Resize(256, antialias=True),
-            v2.CenterCrop(224),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-        ]
-    )
+    transform = v2.Compose([v2.PILToTensor(), v2.Resize(256, antialias=True), v2.CenterCrop(224),
+                            v2.ToDtype(torch.float32, scale=True),
+                            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     batch = torch.stack([transform(Image.fromarray(p)) for p in photos.values()])
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -142,18 +136,9 @@ def labels_file(model_dir) -> Path:
 @pytest.fixture(scope="session")
 def app_settings(model_files, labels_file) -> Settings:
     """Settings for the shared test app: small TorchScript model, generous batching window."""
-    return Settings(
-        model_path=model_files("torchscript"),
-        model_labels=labels_file,
-        model_name="small",
-        model_version="7",
-        max_batch_size=8,
-        max_batch_delay_ms=20,
-        torch_threads=2,
-        decode_threads=2,
-        max_body_bytes=4_000_000,
-        max_image_pixels=4_000_000,
-    )
+    return Settings(model_path=model_files("torchscript"), model_labels=labels_file, model_name="small",
+                    model_version="7", max_batch_size=8, max_batch_delay_ms=20, torch_threads=2,
+                    decode_threads=2, max_body_bytes=4_000_000, max_image_pixels=4_000_000)
 
 
 @pytest.fixture(scope="session")
@@ -168,9 +153,8 @@ class ServerThread:
 
     def __init__(self, app) -> None:
         self.app = app
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        )
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                    lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:
@@ -204,10 +188,6 @@ def live_server(app_settings) -> Iterator[ServerThread]:
 
 def pytest_configure(config) -> None:
     # torch deprecates TorchScript/quantized tensor APIs loudly; the tests use them on purpose.
-    for line in (
-        "ignore::FutureWarning:torch.*",
-        "ignore::UserWarning:torch.*",
-        "ignore::torch.jit.TracerWarning",
-        "ignore:Using `httpx` with `starlette.testclient`",
-    ):
+    for line in ("ignore::FutureWarning:torch.*", "ignore::UserWarning:torch.*",
+                 "ignore::torch.jit.TracerWarning", "ignore:Using `httpx` with `starlette.testclient`"):
         config.addinivalue_line("filterwarnings", line)

@@ -21,13 +21,10 @@ async def _burst(server: ServerThread, n: int, release, path: str = "/predict?to
     """Send ``n`` concurrent uploads; once each is refused or held by the server, ``release()``;
     return (early answers, late answers)."""
     batcher = server.app.state.engine.batcher
-    async with httpx.AsyncClient(
-        base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=n + 5)
-    ) as client:
-        tasks = [
-            asyncio.create_task(client.post(path, content=RED, headers={"Content-Type": "image/png"}))
-            for _ in range(n)
-        ]
+    async with httpx.AsyncClient(base_url=server.url, timeout=60,
+                                 limits=httpx.Limits(max_connections=n + 5)) as client:
+        tasks = [asyncio.create_task(client.post(path, content=RED, headers={"Content-Type": "image/png"}))
+                 for _ in range(n)]
         await until(lambda: sum(t.done() for t in tasks) + batcher.admitted == n, timeout=30)
         early = [t.result() for t in tasks if t.done()]
         pending = [t for t in tasks if not t.done()]
@@ -39,9 +36,8 @@ async def _burst(server: ServerThread, n: int, release, path: str = "/predict?to
 @pytest.mark.parametrize("stage", ["model", "decode"])
 def test_full_queue_answers_503_with_retry_after_and_holds_a_bounded_number_of_images(stage):
     max_queue, max_batch = 4, 2
-    settings = tiny_settings(
-        max_queue=max_queue, max_batch_size=max_batch, max_batch_delay_ms=0, request_timeout_ms=60_000
-    )
+    settings = tiny_settings(max_queue=max_queue, max_batch_size=max_batch, max_batch_delay_ms=0,
+                             request_timeout_ms=60_000)
     tiny = TinyClassifier(settings)
     gate = tiny.gate if stage == "model" else tiny.decode_gate
     with ServerThread(create_app(settings, classifier=tiny)) as server:
@@ -66,9 +62,8 @@ def test_full_queue_answers_503_with_retry_after_and_holds_a_bounded_number_of_i
         text = httpx.get(server.url + "/metrics").text
         assert metric(text, "inference_rejected_total", reason="queue_full") == len(early)
         assert httpx.get(server.url + "/readyz").status_code == 200
-        again = httpx.post(
-            server.url + "/predict?top_k=1", content=RED, headers={"Content-Type": "image/png"}
-        )
+        again = httpx.post(server.url + "/predict?top_k=1", content=RED,
+                           headers={"Content-Type": "image/png"})
         assert again.status_code == 200
 
 
@@ -78,33 +73,21 @@ def test_request_past_the_deadline_answers_504_and_the_server_recovers():
     with ServerThread(create_app(settings, classifier=tiny)) as server:
         tiny.gate.clear()
         started = time.monotonic()
-        response = httpx.post(
-            server.url + "/predict?top_k=1", content=RED, headers={"Content-Type": "image/png"}, timeout=30
-        )
+        response = httpx.post(server.url + "/predict?top_k=1", content=RED,
+                              headers={"Content-Type": "image/png"}, timeout=30)
         elapsed = time.monotonic() - started
         assert response.status_code == 504
         assert response.json() == {"error": "timeout", "detail": response.json()["detail"]}
         assert "REQUEST_TIMEOUT_MS" in response.json()["detail"]
         assert 0.25 < elapsed < 10
 
-        v2 = httpx.post(
-            server.url + "/v2/models/tiny/infer",
-            timeout=30,
-            json={
-                "inputs": [
-                    {"name": "input", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0] * 3072}
-                ]
-            },
-        )
+        v2 = httpx.post(server.url + "/v2/models/tiny/infer", timeout=30, json={
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0] * 3072}]})
         assert v2.status_code == 504
         assert set(v2.json()) == {"error"}
 
         tiny.gate.set()
-        assert (
-            httpx.post(
-                server.url + "/predict?top_k=1", content=RED, headers={"Content-Type": "image/png"}
-            ).status_code
-            == 200
-        )
+        assert httpx.post(server.url + "/predict?top_k=1", content=RED,
+                          headers={"Content-Type": "image/png"}).status_code == 200
         text = httpx.get(server.url + "/metrics").text
         assert metric(text, "inference_rejected_total", reason="timeout") == 2

@@ -91,9 +91,8 @@ def test_items_of_different_shapes_run_in_separate_passes():
     model = EchoModel()
 
     async def run(batcher):
-        return await asyncio.gather(
-            batcher.submit([image(1, 4)]), batcher.submit([image(2, 8)]), batcher.submit([image(3, 4)])
-        )
+        return await asyncio.gather(batcher.submit([image(1, 4)]), batcher.submit([image(2, 8)]),
+                                    batcher.submit([image(3, 4)]))
 
     results = asyncio.run(_with_batcher(model, run, max_batch_delay_ms=50))
     assert [float(r[0][0]) for r in results] == [1.0, 2.0, 3.0]
@@ -109,9 +108,8 @@ def test_normalized_tells_collate_what_it_gets_and_the_two_kinds_never_share_a_p
         return torch.stack(list(tensors))
 
     async def run(batcher):
-        return await asyncio.gather(
-            batcher.submit([image(1), image(2)]), batcher.submit([image(3)], normalized=True)
-        )
+        return await asyncio.gather(batcher.submit([image(1), image(2)]),
+                                    batcher.submit([image(3)], normalized=True))
 
     pixels, tensors = asyncio.run(_with_batcher(model, run, collate=collate))
     assert sorted(calls) == [(1, True), (2, False)]
@@ -172,9 +170,8 @@ def test_a_failing_batch_fails_only_its_items():
 
 def test_stopped_batcher_is_not_ready():
     async def run():
-        batcher = Batcher(
-            EchoModel(), max_batch_size=2, max_batch_delay_ms=0, max_queue=4, request_timeout_ms=1000
-        )
+        batcher = Batcher(EchoModel(), max_batch_size=2, max_batch_delay_ms=0, max_queue=4,
+                          request_timeout_ms=1000)
         with pytest.raises(NotReady):
             await batcher.submit([image(1)])
         await batcher.start()
@@ -190,14 +187,8 @@ def test_metrics_record_batch_sizes_and_rejections():
     metrics = Metrics()
 
     async def run():
-        batcher = Batcher(
-            model,
-            max_batch_size=4,
-            max_batch_delay_ms=30,
-            max_queue=64,
-            request_timeout_ms=5000,
-            metrics=metrics,
-        )
+        batcher = Batcher(model, max_batch_size=4, max_batch_delay_ms=30, max_queue=64,
+                          request_timeout_ms=5000, metrics=metrics)
         await batcher.start()
         await asyncio.gather(*(batcher.submit([image(i)]) for i in range(8)))
         await batcher.stop()
@@ -215,9 +206,8 @@ def test_stop_fails_the_running_and_queued_items_at_once():
     model.gate.clear()  # the first batch hangs in the model
 
     async def run():
-        batcher = Batcher(
-            model, max_batch_size=1, max_batch_delay_ms=0, max_queue=8, request_timeout_ms=30_000
-        )
+        batcher = Batcher(model, max_batch_size=1, max_batch_delay_ms=0, max_queue=8,
+                          request_timeout_ms=30_000)
         await batcher.start()
         running = asyncio.ensure_future(batcher.submit([image(1)]))
         await until(lambda: model.entered.is_set())
@@ -227,7 +217,8 @@ def test_stop_fails_the_running_and_queued_items_at_once():
         await until(lambda: batcher.depth == 1)
         stopping = asyncio.ensure_future(batcher.stop())
         # answered while the model still holds, long before the 30 s request timeout
-        results = await asyncio.wait_for(asyncio.gather(running, queued, waiting, return_exceptions=True), 5)
+        results = await asyncio.wait_for(asyncio.gather(running, queued, waiting, return_exceptions=True),
+                                         5)
         model.gate.set()  # let the inference thread finish so stop() can join it
         await stopping
         return results
@@ -236,9 +227,8 @@ def test_stop_fails_the_running_and_queued_items_at_once():
     assert all(isinstance(r, NotReady) for r in results), results
 
 
-async def _decoded(
-    value: float, gate: asyncio.Event | None = None, error: Exception | None = None
-) -> torch.Tensor:
+async def _decoded(value: float, gate: asyncio.Event | None = None,
+                   error: Exception | None = None) -> torch.Tensor:
     """Stands in for a decode in a thread: an image ``value`` once ``gate`` is set, or ``error``."""
     if gate is not None:
         await gate.wait()

@@ -41,15 +41,8 @@ def test_stacking_and_every_forward_pass_run_on_the_one_given_thread():
 
     async def run():
         executor = ThreadPoolExecutor(1, thread_name_prefix="model-owner")
-        batcher = Batcher(
-            model,
-            max_batch_size=4,
-            max_batch_delay_ms=5,
-            max_queue=64,
-            request_timeout_ms=5000,
-            metrics=Metrics(),
-            executor=executor,
-        )
+        batcher = Batcher(model, max_batch_size=4, max_batch_delay_ms=5, max_queue=64,
+                          request_timeout_ms=5000, metrics=Metrics(), executor=executor)
         await batcher.start()
         try:
             return await asyncio.gather(*(batcher.submit([image(i)]) for i in range(12)))

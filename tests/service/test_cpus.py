@@ -88,9 +88,8 @@ def test_effective_cpus_rounds_down_to_whole_cpus_and_caps_at_the_affinity(quota
 
 
 def test_v1_quota_of_the_process_own_cgroup(tmp_path):
-    root = fake_v1(
-        tmp_path, "/kubepods/pod1/ctr", {"": ("-1", "100000"), "kubepods/pod1/ctr": ("150000", "100000")}
-    )
+    root = fake_v1(tmp_path, "/kubepods/pod1/ctr", {"": ("-1", "100000"),
+                                                    "kubepods/pod1/ctr": ("150000", "100000")})
     quota = cpus.read_quota(root)
     assert quota.cpus == 1.5
     assert quota.source == "cgroup v1 /sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/ctr/cpu.cfs_quota_us"
@@ -176,9 +175,8 @@ def _budget(count: int, quota: float | None = None) -> cpus.CpuBudget:
 
 
 @pytest.mark.parametrize(("count", "torch_threads", "decode_threads"), [(1, 1, 1), (2, 2, 2), (8, 8, 4)])
-def test_thread_defaults_follow_the_quota_not_the_node(
-    clean_env, monkeypatch, count, torch_threads, decode_threads
-):
+def test_thread_defaults_follow_the_quota_not_the_node(clean_env, monkeypatch, count, torch_threads,
+                                                       decode_threads):
     monkeypatch.setattr(cpus, "cpu_budget", lambda *a, **k: _budget(count, float(count)))
     settings = Settings()
     assert available_cpus() == count
@@ -189,10 +187,8 @@ def test_sizing_line_names_source_counts_and_what_was_set(clean_env, monkeypatch
     budget = _budget(1, 1.0)
     monkeypatch.setattr(cpus, "cpu_budget", lambda *a, **k: budget)
     line = cpus.sizing_line(Settings(decode_threads=3), budget)
-    assert line == (
-        "CPU sizing: 1 effective CPUs (quota 1 CPUs from cgroup v2 /sys/fs/cgroup/cpu.max; "
-        "affinity 8); torch threads 1 (default), decode threads 3 (DECODE_THREADS set)"
-    )
+    assert line == ("CPU sizing: 1 effective CPUs (quota 1 CPUs from cgroup v2 /sys/fs/cgroup/cpu.max; "
+                    "affinity 8); torch threads 1 (default), decode threads 3 (DECODE_THREADS set)")
     assert "no CPU quota (cgroup v2: no quota" in cpus.sizing_line(Settings(), _budget(8))
 
 
@@ -231,19 +227,12 @@ def test_a_process_in_a_real_one_cpu_quota_sizes_for_one_cpu():
     try:
         (group / "cpu.cfs_period_us").write_text("100000")
         (group / "cpu.cfs_quota_us").write_text("100000")
-        code = (
-            "from service.settings import Settings, available_cpus; s = Settings(); "
-            "print(available_cpus(), s.torch_threads, s.decode_threads)"
-        )
+        code = ("from service.settings import Settings, available_cpus; s = Settings(); "
+                "print(available_cpus(), s.torch_threads, s.decode_threads)")
         shim = f'echo $$ > {group}/cgroup.procs && exec "$@"'
-        done = subprocess.run(
-            ["sh", "-c", shim, "shim", sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={"PATH": "/usr/bin:/bin"},
-            cwd=Path(__file__).resolve().parents[2],
-        )
+        done = subprocess.run(["sh", "-c", shim, "shim", sys.executable, "-c", code], capture_output=True,
+                              text=True, timeout=120, env={"PATH": "/usr/bin:/bin"},
+                              cwd=Path(__file__).resolve().parents[2])
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == ["1", "1", "1"]  # the node (this machine) has more CPUs
     finally:

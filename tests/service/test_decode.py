@@ -17,9 +17,8 @@ def _close(a: Image.Image, b: np.ndarray, tolerance: float) -> bool:
     return np.abs(np.asarray(a, dtype=np.int16) - b.astype(np.int16)).mean() < tolerance
 
 
-@pytest.mark.parametrize(
-    ("fmt", "tolerance"), [("PNG", 0.01), ("BMP", 0.01), ("WEBP", 6), ("JPEG", 6), ("GIF", 25)]
-)
+@pytest.mark.parametrize(("fmt", "tolerance"), [("PNG", 0.01), ("BMP", 0.01), ("WEBP", 6), ("JPEG", 6),
+                                                ("GIF", 25)])
 def test_formats_decode_to_the_same_rgb_photo(photos, fmt, tolerance):
     for photo in (photos["coffee"], photos["astronaut"]):
         kwargs = {"lossless": True} if fmt == "WEBP" and tolerance < 1 else {}

@@ -18,9 +18,8 @@ HADOLINT = Path(sys.executable).parent / "hadolint"
 def test_hadolint_reports_nothing():
     if not HADOLINT.exists():
         pytest.fail(f"hadolint not installed at {HADOLINT} (make install)")
-    result = subprocess.run(
-        [str(HADOLINT), "--format", "json", str(DOCKERFILE)], capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([str(HADOLINT), "--format", "json", str(DOCKERFILE)], capture_output=True,
+                            text=True, timeout=120)
     findings = json.loads(result.stdout or "[]")
     assert findings == [], findings
     assert result.returncode == 0, result.stderr

@@ -26,11 +26,8 @@ def test_docs_page_loads_only_same_origin_assets_and_they_are_served():
         for url in urls:
             response = client.get(url)
             assert response.status_code == 200, url
-        assert (
-            client.get("/docs/assets/swagger-ui-bundle.js")
-            .headers["content-type"]
-            .startswith(("application/javascript", "text/javascript"))
-        )
+        assert client.get("/docs/assets/swagger-ui-bundle.js").headers["content-type"].startswith(
+            ("application/javascript", "text/javascript"))
         assert client.get("/redoc").status_code == 404  # ReDoc would need its CDN: not served
 
 

@@ -58,22 +58,13 @@ def test_metrics_count_requests_by_route_and_status(client, jpeg):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
-    requests = {
-        (s.labels["route"], s.labels["status"]): s.value
-        for s in families["http_requests"].samples
-        if s.name == "http_requests_total"
-    }
+    requests = {(s.labels["route"], s.labels["status"]): s.value for s in families["http_requests"].samples
+                if s.name == "http_requests_total"}
     assert requests[("/predict", "200")] >= 1
     assert requests[("/predict", "415")] >= 1
     assert requests[("unmatched", "404")] >= 1
-    for name in (
-        "http_request_duration_seconds",
-        "inference_batch_size",
-        "inference_duration_seconds",
-        "image_preprocess_duration_seconds",
-        "inference_queue_depth",
-        "model_ready",
-    ):
+    for name in ("http_request_duration_seconds", "inference_batch_size", "inference_duration_seconds",
+                 "image_preprocess_duration_seconds", "inference_queue_depth", "model_ready"):
         assert name in families, name
     batch_count = [s.value for s in families["inference_batch_size"].samples if s.name.endswith("_count")]
     assert batch_count[0] >= 1
@@ -84,19 +75,9 @@ def test_metrics_count_requests_by_route_and_status(client, jpeg):
 def test_openapi_documents_the_routes(client):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
-    for path in (
-        "/predict",
-        "/healthz",
-        "/readyz",
-        "/version",
-        "/metrics",
-        "/v2",
-        "/v2/health/live",
-        "/v2/health/ready",
-        "/v2/models/{name}",
-        "/v2/models/{name}/infer",
-        "/v2/models/{name}/versions/{version}/infer",
-    ):
+    for path in ("/predict", "/healthz", "/readyz", "/version", "/metrics", "/v2", "/v2/health/live",
+                 "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/infer",
+                 "/v2/models/{name}/versions/{version}/infer"):
         assert path in paths, path
     predict = paths["/predict"]["post"]
     assert {"multipart/form-data", "image/*"} <= set(predict["requestBody"]["content"])

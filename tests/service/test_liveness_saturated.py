@@ -43,9 +43,8 @@ async def _saturate_and_probe(url: str, release) -> tuple[list[float], list[int]
 
         async def upload_forever() -> None:
             while not stop.is_set():
-                response = await client.post(
-                    "/predict?top_k=1", content=RED, headers={"Content-Type": "image/png"}
-                )
+                response = await client.post("/predict?top_k=1", content=RED,
+                                             headers={"Content-Type": "image/png"})
                 statuses.append(response.status_code)
                 if response.status_code == 503:
                     await asyncio.sleep(0.01)  # a client honouring Retry-After would wait longer

@@ -26,9 +26,8 @@ def batch() -> torch.Tensor:
     return torch.randn(3, 3, 224, 224)
 
 
-@pytest.mark.parametrize(
-    ("fmt", "expected"), [("torchscript", TORCHSCRIPT), ("export", EXPORT), ("state_dict", STATE_DICT)]
-)
+@pytest.mark.parametrize(("fmt", "expected"), [("torchscript", TORCHSCRIPT), ("export", EXPORT),
+                                               ("state_dict", STATE_DICT)])
 def test_round_trip_matches_the_eager_model(model_files, eager_model, batch, fmt, expected):
     path = model_files(fmt)  # named *.bin: detection must not rely on the extension
     assert detect_format(path) == expected
@@ -44,11 +43,8 @@ def test_round_trip_matches_the_eager_model(model_files, eager_model, batch, fmt
 
 def test_legacy_pickle_state_dict(tmp_path, eager_model, batch):
     path = tmp_path / "legacy.pth"
-    torch.save(
-        {"state_dict": {f"module.{k}": v for k, v in eager_model.state_dict().items()}},
-        path,
-        _use_new_zipfile_serialization=False,
-    )
+    torch.save({"state_dict": {f"module.{k}": v for k, v in eager_model.state_dict().items()}}, path,
+               _use_new_zipfile_serialization=False)
     assert detect_format(path) == STATE_DICT
     loaded = load_file(path, SMALL_ARCH)  # checkpoint layout + DataParallel prefix unwrapped
     with torch.inference_mode():

@@ -63,24 +63,16 @@ def test_a_model_failure_is_a_generic_500_with_the_details_only_in_the_log(caplo
     settings = tiny_settings()
     with TestClient(create_app(settings, classifier=BrokenClassifier(settings))) as broken:
         response = broken.post("/predict?top_k=1", content=RED, headers=PNG | {"X-Request-ID": "r-500"})
-        v2 = broken.post(
-            "/v2/models/tiny/infer",
-            headers={"X-Request-ID": "r-v2"},
-            json={
-                "inputs": [
-                    {"name": "input", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0] * 3072}
-                ]
-            },
-        )
+        v2 = broken.post("/v2/models/tiny/infer", headers={"X-Request-ID": "r-v2"}, json={"inputs": [
+            {"name": "input", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0] * 3072}]})
     assert response.status_code == 500
     assert response.json() == {"error": "internal_error", "detail": "internal error", "request_id": "r-500"}
     assert response.headers["X-Request-ID"] == "r-500"
     assert v2.status_code == 500 and v2.json() == {"error": "internal error", "request_id": "r-v2"}
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(SECRET in r.getMessage() or SECRET in str(r.exc_info) for r in logged)
-    assert any(
-        getattr(r, "request_id", None) == "r-500" or "r-500" in JsonFormatter().format(r) for r in logged
-    )
+    assert any(getattr(r, "request_id", None) == "r-500" or "r-500" in JsonFormatter().format(r)
+               for r in logged)
 
 
 def test_overload_is_summed_into_one_line_per_interval_not_one_per_request(caplog):
@@ -98,17 +90,9 @@ def test_overload_is_summed_into_one_line_per_interval_not_one_per_request(caplo
 
 
 def test_json_lines_carry_the_fields_and_text_lines_too():
-    record = logging.makeLogRecord(
-        {
-            "name": "service.access",
-            "levelname": "INFO",
-            "levelno": 20,
-            "msg": "GET %s %d",
-            "args": ("/healthz", 200),
-            "status": 200,
-            "request_id": "r1",
-        }
-    )
+    record = logging.makeLogRecord({"name": "service.access", "levelname": "INFO", "levelno": 20,
+                                    "msg": "GET %s %d", "args": ("/healthz", 200), "status": 200,
+                                    "request_id": "r1"})
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "GET /healthz 200" and entry["status"] == 200
     assert entry["request_id"] == "r1" and entry["level"] == "INFO" and entry["time"].endswith("Z")
@@ -116,15 +100,10 @@ def test_json_lines_carry_the_fields_and_text_lines_too():
     assert "INFO service.access: GET /healthz 200" in text and "status=200 request_id=r1" in text
 
 
-@pytest.mark.parametrize(
-    ("fmt", "tty", "formatter"),
-    [
-        ("auto", True, TextFormatter),
-        ("auto", False, JsonFormatter),
-        ("json", True, JsonFormatter),
-        ("text", False, TextFormatter),
-    ],
-)
+@pytest.mark.parametrize(("fmt", "tty", "formatter"), [("auto", True, TextFormatter),
+                                                        ("auto", False, JsonFormatter),
+                                                        ("json", True, JsonFormatter),
+                                                        ("text", False, TextFormatter)])
 def test_log_format_auto_is_text_on_a_terminal_and_json_otherwise(monkeypatch, fmt, tty, formatter):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
     root = logging.getLogger()
@@ -141,10 +120,6 @@ def test_log_format_auto_is_text_on_a_terminal_and_json_otherwise(monkeypatch, f
 def test_every_stage_of_the_request_path_has_a_latency_histogram(client):
     assert client.post("/predict?top_k=1", content=RED, headers=PNG).status_code == 200
     text = client.get("/metrics").text
-    for name in (
-        "image_preprocess_duration_seconds",
-        "inference_queue_wait_seconds",
-        "inference_duration_seconds",
-        "postprocess_duration_seconds",
-    ):
+    for name in ("image_preprocess_duration_seconds", "inference_queue_wait_seconds",
+                 "inference_duration_seconds", "postprocess_duration_seconds"):
         assert metric(text, f"{name}_count") >= 1, name

@@ -24,14 +24,8 @@ def _free_port() -> int:
 
 
 def _run(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=os.environ | env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return subprocess.run([sys.executable, "-m", "service"], cwd=ROOT, env=os.environ | env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -45,17 +39,13 @@ def test_invalid_setting_fails_with_one_line_naming_it():
     assert "MAX_BATCH_SIZE" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(
-    ("env", "needle"),
-    [
-        ({"MODEL_PATH": "/nonexistent/model.pt"}, "MODEL_PATH=/nonexistent/model.pt: no such file"),
-        ({"MODEL_LABELS": "/nonexistent/labels.txt"}, "MODEL_LABELS=/nonexistent/labels.txt: no such file"),
-    ],
-)
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"MODEL_PATH": "/nonexistent/model.pt"}, "MODEL_PATH=/nonexistent/model.pt: no such file"),
+    ({"MODEL_LABELS": "/nonexistent/labels.txt"}, "MODEL_LABELS=/nonexistent/labels.txt: no such file"),
+])
 def test_model_load_failure_stops_start_up_with_one_clear_line(model_files, env, needle):
-    result = _run(
-        {"MODEL_PATH": str(model_files("torchscript")), "HOST": "127.0.0.1", "PORT": str(_free_port())} | env
-    )
+    result = _run({"MODEL_PATH": str(model_files("torchscript")), "HOST": "127.0.0.1",
+                   "PORT": str(_free_port())} | env)
     assert result.returncode == 3
     assert "Traceback" not in result.stderr, result.stderr
     matching = [line for line in result.stderr.splitlines() if needle in line]
@@ -65,14 +55,8 @@ def test_model_load_failure_stops_start_up_with_one_clear_line(model_files, env,
 def test_label_mismatch_stops_start_up(model_files, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\n")
-    result = _run(
-        {
-            "MODEL_PATH": str(model_files("torchscript")),
-            "MODEL_LABELS": str(labels),
-            "PORT": str(_free_port()),
-            "HOST": "127.0.0.1",
-        }
-    )
+    result = _run({"MODEL_PATH": str(model_files("torchscript")), "MODEL_LABELS": str(labels),
+                   "PORT": str(_free_port()), "HOST": "127.0.0.1"})
     assert result.returncode == 3
     assert "has 2 labels but the model outputs 1000 classes" in result.stderr
     assert "Traceback" not in result.stderr
@@ -80,21 +64,10 @@ def test_label_mismatch_stops_start_up(model_files, tmp_path):
 
 def test_serves_a_model_file_until_sigterm(model_files, labels_file, jpeg):
     port = _free_port()
-    env = os.environ | {
-        "MODEL_PATH": str(model_files("export")),
-        "MODEL_LABELS": str(labels_file),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "TORCH_THREADS": "1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = os.environ | {"MODEL_PATH": str(model_files("export")), "MODEL_LABELS": str(labels_file),
+                        "HOST": "127.0.0.1", "PORT": str(port), "TORCH_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -110,20 +83,10 @@ def test_serves_a_model_file_until_sigterm(model_files, labels_file, jpeg):
             time.sleep(0.2)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         boundary = "----test"
-        body = (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="cat.jpg"\r\n'
-                f"Content-Type: image/jpeg\r\n\r\n"
-            ).encode()
-            + jpeg
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
-        conn.request(
-            "POST",
-            "/predict",
-            body=body,
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "X-Request-ID": "req-42"},
-        )
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cat.jpg\"\r\n"
+                f"Content-Type: image/jpeg\r\n\r\n").encode() + jpeg + f"\r\n--{boundary}--\r\n".encode()
+        conn.request("POST", "/predict", body=body, headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}", "X-Request-ID": "req-42"})
         response = conn.getresponse()
         result = json.loads(response.read())
         assert response.status == 200
@@ -146,14 +109,8 @@ def test_serves_a_model_file_until_sigterm(model_files, labels_file, jpeg):
 
 
 def _prefetch(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "service", "--prefetch"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=os.environ | env,
-        timeout=120,
-    )
+    return subprocess.run([sys.executable, "-m", "service", "--prefetch"], cwd=ROOT, capture_output=True,
+                          text=True, env=os.environ | env, timeout=120)
 
 
 def test_prefetch_checks_the_model_and_exits(model_files):

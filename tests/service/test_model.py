@@ -73,9 +73,8 @@ def test_preprocess_and_predict(model_files, labels_file, eager_model, photos):
 def test_torchvision_weights_bring_their_transforms_and_categories(monkeypatch):
     weights = torchvision.models.MobileNet_V3_Small_Weights.DEFAULT
     model = torchvision.models.mobilenet_v3_small(weights=None).eval()
-    monkeypatch.setattr(
-        "service.model.load_torchvision", lambda arch, name: LoadedModel(model, "torchvision", weights)
-    )
+    monkeypatch.setattr("service.model.load_torchvision",
+                        lambda arch, name: LoadedModel(model, "torchvision", weights))
     classifier = _classifier(model_arch=SMALL_ARCH)
     preset = weights.transforms()
     chosen = classifier.preprocessor

@@ -33,53 +33,31 @@ def published(azurite, model_files, labels_file):  # noqa: F811
     model = model_files("torchscript").read_bytes()
     container.upload_blob("small/1/model.pt", model)
     container.upload_blob("small/1/labels.txt", labels_file.read_bytes())
-    return {
-        "model": azurite.url("models", "small/1/model.pt"),
-        "labels": azurite.url("models", "small/1/labels.txt"),
-        "sha256": hashlib.sha256(model).hexdigest(),
-    }
+    return {"model": azurite.url("models", "small/1/model.pt"),
+            "labels": azurite.url("models", "small/1/labels.txt"),
+            "sha256": hashlib.sha256(model).hexdigest()}
 
 
 def _env(azurite, tmp_path, **extra) -> dict[str, str]:  # noqa: F811
-    return {
-        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string(),
-        "MODEL_CACHE_DIR": str(tmp_path),
-        "HOST": "127.0.0.1",
-        "PORT": str(free_port()),
-        "TORCH_THREADS": "1",
-        "MODEL_PATH": "",
-        "MODEL_FETCH_RETRIES": "1",
-        "MODEL_FETCH_BACKOFF_S": "0",
-    } | extra
+    return {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string(), "MODEL_CACHE_DIR": str(tmp_path),
+            "HOST": "127.0.0.1", "PORT": str(free_port()), "TORCH_THREADS": "1", "MODEL_PATH": "",
+            "MODEL_FETCH_RETRIES": "1", "MODEL_FETCH_BACKOFF_S": "0"} | extra
 
 
 def _start_up_failure(env: dict[str, str]) -> tuple[int, list[str]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=os.environ | env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = subprocess.run([sys.executable, "-m", "service"], cwd=ROOT, env=os.environ | env,
+                            capture_output=True, text=True, timeout=120)
     assert "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().count("\n") == 0, result.stderr  # one line, nothing else
     return result.returncode, [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
 def _predict(port: int, jpeg: bytes) -> dict:
-    body = (
-        (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="cat.jpg"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + jpeg
-        + f"\r\n--{BOUNDARY}--\r\n".encode()
-    )
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cat.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode() + jpeg + f"\r\n--{BOUNDARY}--\r\n".encode()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request(
-        "POST", "/predict", body=body, headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
-    )
+    conn.request("POST", "/predict", body=body,
+                 headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
     response = conn.getresponse()
     assert response.status == 200
     return json.loads(response.read())
@@ -101,23 +79,10 @@ def _wait_ready(process: subprocess.Popen, port: int, timeout_s: float = 120) ->
 
 
 def test_serves_the_model_from_the_emulator(azurite, published, tmp_path, client, jpeg):  # noqa: F811
-    env = _env(
-        azurite,
-        tmp_path,
-        MODEL_URI=published["model"],
-        MODEL_LABELS_URI=published["labels"],
-        MODEL_SHA256=published["sha256"].upper(),
-        MODEL_NAME="small",
-        MODEL_VERSION="1",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=os.environ | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = _env(azurite, tmp_path, MODEL_URI=published["model"], MODEL_LABELS_URI=published["labels"],
+               MODEL_SHA256=published["sha256"].upper(), MODEL_NAME="small", MODEL_VERSION="1")
+    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=os.environ | env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_ready(process, int(env["PORT"]))
         served = _predict(int(env["PORT"]), jpeg)
@@ -136,9 +101,8 @@ def test_serves_the_model_from_the_emulator(azurite, published, tmp_path, client
 
 def test_digest_mismatch_names_both_digests(azurite, published, tmp_path):  # noqa: F811
     wrong = "0" * 64
-    status, errors = _start_up_failure(
-        _env(azurite, tmp_path, MODEL_URI=published["model"], MODEL_SHA256=wrong)
-    )
+    status, errors = _start_up_failure(_env(azurite, tmp_path, MODEL_URI=published["model"],
+                                            MODEL_SHA256=wrong))
     assert status == 6
     assert len(errors) == 1 and wrong in errors[0] and published["sha256"] in errors[0], errors
     assert not list(tmp_path.rglob("model.pt")), "a file that failed verification must not stay in the cache"
@@ -148,10 +112,8 @@ def test_missing_blob_names_the_url(azurite, published, tmp_path):  # noqa: F811
     url = azurite.url("models", "small/9/model.pt")
     status, errors = _start_up_failure(_env(azurite, tmp_path, MODEL_URI=url))
     assert status == 4
-    assert errors == [
-        f"error: {url}: blob not found (BlobNotFound); check the URL, or publish it with "
-        "python -m tools.publish_model"
-    ]
+    assert errors == [f"error: {url}: blob not found (BlobNotFound); check the URL, or publish it with "
+                      "python -m tools.publish_model"]
 
 
 def test_wrong_container_says_container(azurite, published, tmp_path):  # noqa: F811
@@ -163,12 +125,8 @@ def test_wrong_container_says_container(azurite, published, tmp_path):  # noqa: 
 
 def test_wrong_key_is_access_denied(azurite, published, tmp_path):  # noqa: F811
     other_key = "QUJD" * 22  # valid base64, not the account's key: Azurite rejects the signature (403)
-    env = _env(
-        azurite,
-        tmp_path,
-        MODEL_URI=published["model"],
-        AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string(other_key),
-    )
+    env = _env(azurite, tmp_path, MODEL_URI=published["model"],
+               AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string(other_key))
     status, errors = _start_up_failure(env)
     assert status == 5
     assert len(errors) == 1 and "access denied" in errors[0] and published["model"] in errors[0], errors
@@ -178,9 +136,8 @@ def test_unreachable_repository_retries_then_stops(tmp_path, azurite):  # noqa: 
     port = free_port()  # nothing listens there
     url = f"http://127.0.0.1:{port}/{ACCOUNT}/models/small/1/model.pt"
     closed = azurite.connection_string().replace(f":{azurite.port}/", f":{port}/")
-    env = _env(
-        azurite, tmp_path, MODEL_URI=url, MODEL_FETCH_RETRIES="2", AZURE_STORAGE_CONNECTION_STRING=closed
-    )
+    env = _env(azurite, tmp_path, MODEL_URI=url, MODEL_FETCH_RETRIES="2",
+               AZURE_STORAGE_CONNECTION_STRING=closed)
     started = time.monotonic()
     status, errors = _start_up_failure(env)
     assert status == 7
@@ -190,12 +147,8 @@ def test_unreachable_repository_retries_then_stops(tmp_path, azurite):  # noqa: 
 
 
 def test_a_verified_file_in_the_cache_is_reused(azurite, published, tmp_path):  # noqa: F811
-    settings = Settings(
-        model_uri=published["model"],
-        model_sha256=published["sha256"],
-        model_cache_dir=tmp_path,
-        azure_storage_connection_string=azurite.connection_string(),
-    )
+    settings = Settings(model_uri=published["model"], model_sha256=published["sha256"],
+                        model_cache_dir=tmp_path, azure_storage_connection_string=azurite.connection_string())
     first = fetch_blob(published["model"], settings, published["sha256"])
     second = fetch_blob(published["model"], settings, published["sha256"])
     assert (first.cached, second.cached) == (False, True) and first.path == second.path
@@ -209,7 +162,6 @@ class _Response:
 
     status_code = 403
     reason = "This request is not authorized to perform this operation using this permission."
-
     def __init__(self) -> None:
         self.headers = {"x-ms-error-code": "AuthorizationPermissionMismatch"}
 
@@ -226,42 +178,24 @@ def test_missing_role_names_the_identity_and_the_role(monkeypatch):
     url = "https://aicdev.blob.core.windows.net/models/small/1/model.pt"
     translated = translate(error, url, Settings(model_uri=url))
     assert isinstance(translated, AccessDenied) and translated.exit_status == 5
-    assert str(translated) == (
-        f"{url}: access denied (AuthorizationPermissionMismatch) for identity "
-        f"11111111-2222-3333-4444-555555555555 (AZURE_CLIENT_ID): it needs the "
-        f"{READER_ROLE} role on the container"
-    )
+    assert str(translated) == (f"{url}: access denied (AuthorizationPermissionMismatch) for identity "
+                               f"11111111-2222-3333-4444-555555555555 (AZURE_CLIENT_ID): it needs the "
+                               f"{READER_ROLE} role on the container")
 
 
 def test_model_uri_and_model_path_together_is_a_setting_error(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=os.environ
-        | {
-            "MODEL_URI": "https://a.blob.core.windows.net/models/m.pt",
-            "MODEL_PATH": str(tmp_path / "m.pt"),
-            "PORT": "1",
-        },
-        timeout=60,
-    )
+    result = subprocess.run([sys.executable, "-m", "service"], cwd=ROOT, capture_output=True, text=True,
+                            env=os.environ | {"MODEL_URI": "https://a.blob.core.windows.net/models/m.pt",
+                                              "MODEL_PATH": str(tmp_path / "m.pt"), "PORT": "1"}, timeout=60)
     assert result.returncode == 2 and "MODEL_URI" in result.stderr and "set one model source" in result.stderr
 
 
-@pytest.mark.parametrize(
-    ("env", "needle"),
-    [
-        (
-            {"MODEL_URI": "https://a.blob.core.windows.net/models/m.pt", "MODEL_SHA256": "ab"},
-            "MODEL_SHA256='ab'",
-        ),
-        ({"MODEL_SHA256": "a" * 64}, f"MODEL_SHA256={'a' * 64!r}: Value error, only valid with MODEL_URI"),
-        ({"MODEL_LABELS_URI": "https://a.blob.core.windows.net/models/l.txt"}, "only valid with MODEL_URI"),
-        ({"MODEL_URI": "ftp://a/models/m.pt"}, "MODEL_URI='ftp://a/models/m.pt'"),
-    ],
-)
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"MODEL_URI": "https://a.blob.core.windows.net/models/m.pt", "MODEL_SHA256": "ab"}, "MODEL_SHA256='ab'"),
+    ({"MODEL_SHA256": "a" * 64}, f"MODEL_SHA256={'a' * 64!r}: Value error, only valid with MODEL_URI"),
+    ({"MODEL_LABELS_URI": "https://a.blob.core.windows.net/models/l.txt"}, "only valid with MODEL_URI"),
+    ({"MODEL_URI": "ftp://a/models/m.pt"}, "MODEL_URI='ftp://a/models/m.pt'"),
+])
 def test_repository_settings_are_checked(monkeypatch, env, needle):
     for name in ("MODEL_URI", "MODEL_LABELS_URI", "MODEL_SHA256", "MODEL_PATH"):
         monkeypatch.delenv(name, raising=False)
@@ -280,18 +214,10 @@ def test_workload_identity_without_a_token_names_the_identity_and_the_failing_cr
     token.write_text("header.payload.signature")
     client_id = "11111111-2222-3333-4444-555555555555"
     url = "https://aicmdev123456.blob.core.windows.net/models/small/1/model.pt"
-    env = {
-        "MODEL_URI": url,
-        "MODEL_PATH": "",
-        "MODEL_CACHE_DIR": str(tmp_path),
-        "MODEL_FETCH_RETRIES": "0",
-        "AZURE_CLIENT_ID": client_id,
-        "AZURE_TENANT_ID": "99999999-8888-7777-6666-555555555555",
-        "AZURE_FEDERATED_TOKEN_FILE": str(token),
-        "AZURE_AUTHORITY_HOST": f"https://127.0.0.1:{free_port()}/",
-        "AZURE_STORAGE_CONNECTION_STRING": "",
-        "PORT": "1",
-    }
+    env = {"MODEL_URI": url, "MODEL_PATH": "", "MODEL_CACHE_DIR": str(tmp_path), "MODEL_FETCH_RETRIES": "0",
+           "AZURE_CLIENT_ID": client_id, "AZURE_TENANT_ID": "99999999-8888-7777-6666-555555555555",
+           "AZURE_FEDERATED_TOKEN_FILE": str(token), "AZURE_AUTHORITY_HOST": f"https://127.0.0.1:{free_port()}/",
+           "AZURE_STORAGE_CONNECTION_STRING": "", "PORT": "1"}
     status, errors = _start_up_failure(env)
     assert status == 5
     assert len(errors) == 1, errors

@@ -33,9 +33,8 @@ def unfrozen(model_files) -> ImageClassifier:
     return _classifier(model_path=model_files("torchscript"), torchscript_freeze=False)
 
 
-def test_channels_last_is_the_default_and_changes_no_answer(
-    model_files, eager_model, photo_batch, default, unfrozen
-):
+def test_channels_last_is_the_default_and_changes_no_answer(model_files, eager_model, photo_batch, default,
+                                                           unfrozen):
     fast = default
     plain = _classifier(model_path=model_files("torchscript"), channels_last=False, torchscript_freeze=False)
     assert fast.memory_format is torch.channels_last and plain.memory_format is torch.contiguous_format
@@ -53,9 +52,8 @@ def test_bfloat16_top1_is_float32s_or_a_near_tie_of_it(model_files, photo_batch,
     more. The benchmark reports the agreement on its photos (``python -m bench --set MODEL_DTYPE=...``)."""
     float32 = default
     bfloat16 = _classifier(model_path=model_files("torchscript"), model_dtype="bfloat16")
-    unfrozen = _classifier(
-        model_path=model_files("torchscript"), model_dtype="bfloat16", torchscript_freeze=False
-    )
+    unfrozen = _classifier(model_path=model_files("torchscript"), model_dtype="bfloat16",
+                           torchscript_freeze=False)
     assert next(unfrozen.module.parameters()).dtype == torch.bfloat16
     reference, reduced = float32.predict(photo_batch), bfloat16.predict(photo_batch)
     assert reduced.dtype == torch.float32  # probabilities stay float32 for the JSON answer
@@ -66,7 +64,8 @@ def test_bfloat16_top1_is_float32s_or_a_near_tie_of_it(model_files, photo_batch,
     np.testing.assert_array_less(0.85 * reference[rows, top_f32], reference[rows, top_bf16] + 1e-12)
 
 
-def test_torchscript_is_frozen_by_default_with_batch_norm_folded(eager_model, photo_batch, default, unfrozen):
+def test_torchscript_is_frozen_by_default_with_batch_norm_folded(eager_model, photo_batch, default,
+                                                                unfrozen):
     frozen = default
     assert list(frozen.module.parameters()) == []  # weights became graph constants
     assert "aten::batch_norm" in str(unfrozen.module.inlined_graph)

@@ -15,16 +15,10 @@ from service.settings import Settings
 from tests.service.conftest import NUM_CLASSES, ServerThread, encode
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
 KEY = "page-test-key"
-FILE_NAME = "<img src=x onerror=\"window.__xss='file'\">.png"
+FILE_NAME = '<img src=x onerror="window.__xss=\'file\'">.png'
 WATCH = """
 window.__csp = [];
 document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective));
@@ -32,12 +26,8 @@ document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.
 
 
 def hostile_label(i: int) -> str:
-    payloads = [
-        '<script>window.__xss="script"</script>',
-        "<img src=x onerror=\"window.__xss='img'\">",
-        '"><svg onload="window.__xss=\'svg\'">',
-        "<b>bold</b> &amp; <i>x</i>",
-    ]
+    payloads = ['<script>window.__xss="script"</script>', '<img src=x onerror="window.__xss=\'img\'">',
+                '"><svg onload="window.__xss=\'svg\'">', "<b>bold</b> &amp; <i>x</i>"]
     return f"{payloads[i % len(payloads)]} #{i}"
 
 
@@ -45,16 +35,8 @@ def hostile_label(i: int) -> str:
 def hostile_server(model_files, tmp_path_factory) -> Iterator[ServerThread]:
     labels = tmp_path_factory.mktemp("hostile") / "labels.txt"
     labels.write_text("\n".join(hostile_label(i) for i in range(NUM_CLASSES)) + "\n", encoding="utf-8")
-    settings = Settings(
-        model_path=model_files("torchscript"),
-        model_labels=labels,
-        model_name="small",
-        resize_size=64,
-        crop_size=64,
-        torch_threads=1,
-        decode_threads=1,
-        api_key=KEY,
-    )
+    settings = Settings(model_path=model_files("torchscript"), model_labels=labels, model_name="small",
+                        resize_size=64, crop_size=64, torch_threads=1, decode_threads=1, api_key=KEY)
     with ServerThread(create_app(settings)) as server:
         yield server
 
@@ -98,10 +80,8 @@ def test_hostile_labels_and_file_names_render_as_text_and_no_script_runs(page, h
     expect(page.locator("#drop-text")).to_have_text(FILE_NAME)
 
     # No element was made from the markup, and nothing ran.
-    assert (
-        page.locator("#predictions *").evaluate_all("els => els.map(e => e.tagName)")
-        == ["LI", "DIV", "SPAN", "SPAN", "DIV", "SPAN"] * 5
-    )
+    assert page.locator("#predictions *").evaluate_all("els => els.map(e => e.tagName)") == \
+        ["LI", "DIV", "SPAN", "SPAN", "DIV", "SPAN"] * 5
     assert page.locator("main img").count() == 1  # the preview, nothing else
     assert page.locator("script").count() == 1  # /static/app.js
     assert page.evaluate("window.__xss") is None

@@ -13,10 +13,8 @@ PROBABILITIES = torch.tensor([[0.1, 0.6, 0.2, 0.1], [0.05, 0.05, 0.1, 0.8]])
 
 def test_top_k_per_row_score_descending_with_labels():
     rows = top_k(PROBABILITIES, LABELS, 2)
-    assert [[(p.label, p.index) for p in row] for row in rows] == [
-        [("dog", 1), ("fox", 2)],
-        [("owl", 3), ("fox", 2)],
-    ]
+    assert [[(p.label, p.index) for p in row] for row in rows] == [[("dog", 1), ("fox", 2)],
+                                                                    [("owl", 3), ("fox", 2)]]
     assert rows[0][0] == Prediction("dog", 1, float(PROBABILITIES[0, 1]))
 
 

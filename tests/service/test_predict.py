@@ -69,11 +69,8 @@ def test_every_format_is_accepted(client, photos, fmt):
         ({"content": b"", "headers": {"Content-Type": "image/png"}}, 400, "empty"),
         ({"files": {"other": ("x.jpg", b"abc", "image/jpeg")}}, 400, "'file'"),
         ({"files": {"file": ("x.jpg", b"", "image/jpeg")}}, 400, "empty"),
-        (
-            {"content": b"--x\r\nbroken", "headers": {"Content-Type": "multipart/form-data; boundary=x"}},
-            400,
-            None,
-        ),
+        ({"content": b"--x\r\nbroken", "headers": {"Content-Type": "multipart/form-data; boundary=x"}}, 400,
+         None),
     ],
     ids=["not-an-image", "json", "empty-raw", "no-file-field", "empty-file", "broken-multipart"],
 )
@@ -134,10 +131,8 @@ def test_real_server_counts_a_chunked_body_while_it_streams(live_server):
     # Send 4.6 MB of an unterminated chunked body: the 413 must come before the body ends.
     chunk = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536)
     with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
-        sock.sendall(
-            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n"
-        )
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
         for _ in range(70):
             sock.sendall(chunk)
         head = sock.recv(65536).decode(errors="replace")
@@ -147,10 +142,8 @@ def test_real_server_counts_a_chunked_body_while_it_streams(live_server):
 def test_real_server_answers_413_without_reading_the_body(live_server):
     # Declare 1 GB, send nothing: the answer must come from the Content-Length alone.
     with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
-        sock.sendall(
-            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-            b"Content-Length: 1000000000\r\n\r\n"
-        )
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                     b"Content-Length: 1000000000\r\n\r\n")
         head = sock.recv(65536).decode(errors="replace")
     assert head.startswith("HTTP/1.1 413"), head
     assert "MAX_BODY_BYTES" in head
@@ -194,12 +187,8 @@ def test_default_top_k_is_every_class_of_a_model_with_fewer_than_five():
         predictions = response.json()["predictions"]
         assert predictions[0]["label"] == "red"
         assert len(predictions) == len(LABELS) == 4
-        assert (
-            client.post(
-                "/predict?top_k=5", content=buffer.getvalue(), headers={"Content-Type": "image/png"}
-            ).status_code
-            == 422
-        )
+        assert client.post("/predict?top_k=5", content=buffer.getvalue(),
+                           headers={"Content-Type": "image/png"}).status_code == 422
 
 
 def test_predict_and_v2_infer_make_no_thread_pool_hop(monkeypatch, jpeg):
@@ -214,7 +203,6 @@ def test_predict_and_v2_infer_make_no_thread_pool_hop(monkeypatch, jpeg):
         async def run_in_threadpool(func, *args, **kwargs):
             hops.append(getattr(func, "__name__", repr(func)))
             return await original(func, *args, **kwargs)
-
         return run_in_threadpool
 
     for module in (fastapi.dependencies.utils, fastapi.routing):
@@ -224,8 +212,7 @@ def test_predict_and_v2_infer_make_no_thread_pool_hop(monkeypatch, jpeg):
         red = encode(solid((250, 10, 10)), "PNG")
         assert client.post("/predict", content=red, headers={"Content-Type": "image/png"}).status_code == 200
         assert client.post("/predict", files={"file": ("cat.jpg", jpeg, "image/jpeg")}).status_code == 200
-        v2 = {
-            "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0] * 3072}]
-        }
+        v2 = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 32, 32],
+                          "data": [0.0] * 3072}]}
         assert client.post("/v2/models/tiny/infer", json=v2).status_code == 200
     assert hops == []

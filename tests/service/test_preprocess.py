@@ -15,15 +15,9 @@ from service.settings import Settings
 
 def _torchvision_reference(resize: int = 256, crop: int = 224) -> v2.Compose:
     """torchvision's own uint8-tensor pipeline: the numbers ``Preprocessor`` must reproduce."""
-    return v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.Resize(resize, antialias=True),
-            v2.CenterCrop(crop),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-        ]
-    )
+    return v2.Compose([v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(crop),
+                       v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
 
 
 #: Pillow's and torchvision's antialiased resize agree to within one 8-bit level, which after
@@ -65,9 +59,8 @@ def test_collate_refuses_tensors_that_contradict_what_the_caller_says(dtype, nor
 
 
 def test_custom_settings_resize_crop_and_normalise():
-    preprocessor = Preprocessor.from_settings(
-        Settings(resize_size=160, crop_size=128, norm_mean="0.5,0.5,0.5", norm_std="[0.5, 0.5, 0.5]")
-    )
+    preprocessor = Preprocessor.from_settings(Settings(resize_size=160, crop_size=128,
+                                                       norm_mean="0.5,0.5,0.5", norm_std="[0.5, 0.5, 0.5]"))
     tensor = preprocessor(Image.new("RGB", (300, 200), (255, 255, 255)))
     assert tensor.shape == (3, 128, 128)
     torch.testing.assert_close(tensor, torch.ones(3, 128, 128))  # (1 - 0.5) / 0.5
@@ -82,9 +75,8 @@ def test_torchvision_weights_bring_their_transforms_unless_a_setting_is_given():
     assert Preprocessor.from_settings(Settings(resize_size=300), weights).resize_size == 300
 
 
-@pytest.mark.parametrize(
-    ("size", "resize", "crop"), [((600, 100), 256, 224), ((97, 301), 160, 128), ((300, 200), 100, 128)]
-)
+@pytest.mark.parametrize(("size", "resize", "crop"), [((600, 100), 256, 224), ((97, 301), 160, 128),
+                                                       ((300, 200), 100, 128)])
 def test_box_resize_matches_resize_then_crop_for_odd_shapes(photos, size, resize, crop):
     """Very wide / tall photos and a crop larger than the resized image (padded, torchvision path)."""
     image = Image.fromarray(photos["astronaut"]).resize(size)

@@ -25,21 +25,15 @@ def container(azurite):  # noqa: F811
 
 
 def _publish(azurite, *args: str) -> subprocess.CompletedProcess:  # noqa: F811
-    return subprocess.run(
-        [sys.executable, "-m", "tools.publish_model", "--container", "publish", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ | {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string()},
-    )
+    return subprocess.run([sys.executable, "-m", "tools.publish_model", "--container", "publish", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=os.environ | {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string()})
 
 
 def test_publishes_a_version_and_prints_its_rollout(azurite, container, model_files, labels_file, tmp_path):  # noqa: F811
     model = model_files("torchscript")
-    result = _publish(
-        azurite, "--file", str(model), "--labels", str(labels_file), "--name", "small", "--version", "2"
-    )
+    result = _publish(azurite, "--file", str(model), "--labels", str(labels_file), "--name", "small",
+                      "--version", "2")
     assert result.returncode == 0, result.stderr
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     base = azurite.url("publish", "small/2")
@@ -55,15 +49,9 @@ def test_publishes_a_version_and_prints_its_rollout(azurite, container, model_fi
     assert blob.get_blob_properties().metadata == {"sha256": digest, "role": "model"}
     # What it printed is what the service fetches and verifies.
     config = dict(line.split()[3:5] for line in result.stdout.splitlines()[:4])
-    settings = fetch_model(
-        Settings(
-            model_uri=config["modelUri"],
-            model_sha256=config["modelSha256"],
-            model_labels_uri=config["modelLabelsUri"],
-            model_cache_dir=tmp_path,
-            azure_storage_connection_string=azurite.connection_string(),
-        )
-    )
+    settings = fetch_model(Settings(model_uri=config["modelUri"], model_sha256=config["modelSha256"],
+                                    model_labels_uri=config["modelLabelsUri"], model_cache_dir=tmp_path,
+                                    azure_storage_connection_string=azurite.connection_string()))
     assert settings.model_path.read_bytes() == model.read_bytes()
     assert settings.model_labels.read_text() == labels_file.read_text()
 
@@ -113,20 +101,11 @@ def test_usage_errors(tmp_path):
     model = tmp_path / "m.pt"
     model.write_bytes(b"x")
     env = {k: v for k, v in os.environ.items() if k != "AZURE_STORAGE_CONNECTION_STRING"}
-    for args, needle in [
-        (["--file", str(model), "--name", "a/b", "--version", "1", "--account-url", "x"], "--name must be"),
-        (["--file", str(model), "--name", "a", "--version", "1"], "say where to publish"),
-        (
-            ["--file", str(tmp_path / "none"), "--name", "a", "--version", "1", "--stack", "dev"],
-            "no such file",
-        ),
-    ]:
-        result = subprocess.run(
-            [sys.executable, "-m", "tools.publish_model", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    for args, needle in [(["--file", str(model), "--name", "a/b", "--version", "1", "--account-url", "x"],
+                          "--name must be"),
+                         (["--file", str(model), "--name", "a", "--version", "1"], "say where to publish"),
+                         (["--file", str(tmp_path / "none"), "--name", "a", "--version", "1",
+                           "--stack", "dev"], "no such file")]:
+        result = subprocess.run([sys.executable, "-m", "tools.publish_model", *args], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and needle in result.stderr, result.stderr

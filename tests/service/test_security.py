@@ -18,26 +18,11 @@ from tests.service.tiny import TinyClassifier, solid, tiny_settings
 KEY = "s3cret-Key_0123456789"
 RED = encode(solid((250, 10, 10)), "PNG")
 PNG = {"Content-Type": "image/png"}
-V2_BODY = {
-    "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [base64.b64encode(RED).decode()]}]
-}
-OPEN_GETS = [
-    "/",
-    "/static/app.js",
-    "/static/style.css",
-    "/healthz",
-    "/readyz",
-    "/version",
-    "/metrics",
-    "/openapi.json",
-    "/docs",
-    "/v2",
-    "/v2/health/live",
-    "/v2/health/ready",
-    "/v2/models/tiny",
-    "/v2/models/tiny/ready",
-    "/v2/models/tiny/versions/1",
-]
+V2_BODY = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                       "data": [base64.b64encode(RED).decode()]}]}
+OPEN_GETS = ["/", "/static/app.js", "/static/style.css", "/healthz", "/readyz", "/version", "/metrics",
+             "/openapi.json", "/docs", "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/tiny",
+             "/v2/models/tiny/ready", "/v2/models/tiny/versions/1"]
 
 
 def _client(**settings) -> Iterator[TestClient]:
@@ -58,26 +43,14 @@ def keyed_client() -> Iterator[TestClient]:
 
 # --- API key -----------------------------------------------------------------------------------------
 
-
 def test_without_api_key_everything_is_open(open_client):
     assert open_client.post("/predict?top_k=1", content=RED, headers=PNG).status_code == 200
     assert open_client.post("/v2/models/tiny/infer", json=V2_BODY).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "authorization",
-    [
-        None,
-        "",
-        "Bearer",
-        "Bearer ",
-        f"Basic {KEY}",
-        f"bearer {KEY}x",
-        f"Bearer {KEY[:-1]}",
-        "Bearer wrong",
-        "Bearer ключ-ünïcode".encode(),
-    ],
-)
+@pytest.mark.parametrize("authorization", [
+    None, "", "Bearer", "Bearer ", f"Basic {KEY}", f"bearer {KEY}x", f"Bearer {KEY[:-1]}", "Bearer wrong",
+    "Bearer ключ-ünïcode".encode()])
 def test_with_api_key_predict_and_infer_need_the_bearer_key(keyed_client, authorization):
     headers = {} if authorization is None else {"Authorization": authorization}
     response = keyed_client.post("/predict?top_k=1", content=RED, headers=PNG | headers)
@@ -89,10 +62,8 @@ def test_with_api_key_predict_and_infer_need_the_bearer_key(keyed_client, author
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer ")
     assert set(response.json()) == {"error"}
-    assert (
-        keyed_client.post("/v2/models/tiny/versions/1/infer", json=V2_BODY, headers=headers).status_code
-        == 401
-    )
+    assert keyed_client.post("/v2/models/tiny/versions/1/infer", json=V2_BODY,
+                             headers=headers).status_code == 401
 
 
 def test_the_right_key_passes_and_is_compared_in_constant_time(keyed_client, monkeypatch):
@@ -129,33 +100,16 @@ def test_openapi_declares_the_bearer_scheme_on_the_protected_routes_only(keyed_c
     schema = keyed_client.get("/openapi.json").json()
     scheme = schema["components"]["securitySchemes"]["APIKey"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
-    secured = {
-        (path, method)
-        for path, item in schema["paths"].items()
-        for method, op in item.items()
-        if op.get("security")
-    }
-    assert secured == {
-        ("/predict", "post"),
-        ("/v2/models/{name}/infer", "post"),
-        ("/v2/models/{name}/versions/{version}/infer", "post"),
-    }
+    secured = {(path, method) for path, item in schema["paths"].items() for method, op in item.items()
+               if op.get("security")}
+    assert secured == {("/predict", "post"), ("/v2/models/{name}/infer", "post"),
+                       ("/v2/models/{name}/versions/{version}/infer", "post")}
 
 
 # --- security headers, CSP, CORS ---------------------------------------------------------------------
 
-
-@pytest.mark.parametrize(
-    "method, path",
-    [
-        ("GET", "/"),
-        ("GET", "/static/app.js"),
-        ("GET", "/readyz"),
-        ("GET", "/nowhere"),
-        ("POST", "/predict"),
-        ("GET", "/v2/models/x"),
-    ],
-)
+@pytest.mark.parametrize("method, path", [("GET", "/"), ("GET", "/static/app.js"), ("GET", "/readyz"),
+                                          ("GET", "/nowhere"), ("POST", "/predict"), ("GET", "/v2/models/x")])
 def test_every_response_carries_the_security_headers(open_client, method, path):
     response = open_client.request(method, path, content=b"x" if method == "POST" else None, headers=PNG)
     csp = response.headers["Content-Security-Policy"]
@@ -215,38 +169,26 @@ def test_cors_is_off_unless_origins_are_configured(open_client):
 
 def test_cors_allows_exactly_the_configured_origins():
     for client in _client(cors_origins="https://app.example, https://other.example"):
-        ok = client.options(
-            "/predict",
-            headers={
-                "Origin": "https://app.example",
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization",
-            },
-        )
+        ok = client.options("/predict", headers={"Origin": "https://app.example",
+                                                 "Access-Control-Request-Method": "POST",
+                                                 "Access-Control-Request-Headers": "authorization"})
         assert ok.status_code == 200
         assert ok.headers["access-control-allow-origin"] == "https://app.example"
         assert "authorization" in ok.headers["access-control-allow-headers"].lower()
         response = client.get("/version", headers={"Origin": "https://other.example"})
         assert response.headers["access-control-allow-origin"] == "https://other.example"
-        refused = client.options(
-            "/predict", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
-        )
+        refused = client.options("/predict", headers={"Origin": "https://evil.example",
+                                                      "Access-Control-Request-Method": "POST"})
         assert refused.status_code == 400
         assert "access-control-allow-origin" not in refused.headers
 
 
 # --- model names in URLs -----------------------------------------------------------------------------
 
-TRAVERSALS = [
-    "/v2/models/..%2F..%2Fetc%2Fpasswd/infer",
-    "/v2/models/..%2F..%2Fetc%2Fpasswd",
-    "/v2/models/%2e%2e%2f%2e%2e%2fetc%2fpasswd/ready",
-    "/v2/models/..%5C..%5Cetc%5Cpasswd/infer",
-    "/v2/models/tiny/versions/..%2F..%2Fetc%2Fpasswd/infer",
-    "/v2/models/%2Fetc%2Fpasswd/infer",
-    "/static/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
-    "/static/%2e%2e/settings.py",
-]
+TRAVERSALS = ["/v2/models/..%2F..%2Fetc%2Fpasswd/infer", "/v2/models/..%2F..%2Fetc%2Fpasswd",
+              "/v2/models/%2e%2e%2f%2e%2e%2fetc%2fpasswd/ready", "/v2/models/..%5C..%5Cetc%5Cpasswd/infer",
+              "/v2/models/tiny/versions/..%2F..%2Fetc%2Fpasswd/infer", "/v2/models/%2Fetc%2Fpasswd/infer",
+              "/static/..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/static/%2e%2e/settings.py"]
 
 
 @pytest.fixture

@@ -30,18 +30,9 @@ def test_defaults():
 
 
 def test_environment_variables_without_prefix(monkeypatch):
-    env = {
-        "MODEL_PATH": "/m/resnet.pt2",
-        "MODEL_LABELS": "/m/labels.txt",
-        "MODEL_VERSION": "3",
-        "NORM_MEAN": "0.5, 0.4, 0.3",
-        "NORM_STD": "[0.2, 0.2, 0.2]",
-        "MAX_BATCH_SIZE": "32",
-        "MAX_BATCH_DELAY_MS": "2.5",
-        "TORCH_THREADS": "3",
-        "LOG_LEVEL": "DEBUG",
-        "CROP_SIZE": "192",
-    }
+    env = {"MODEL_PATH": "/m/resnet.pt2", "MODEL_LABELS": "/m/labels.txt", "MODEL_VERSION": "3",
+           "NORM_MEAN": "0.5, 0.4, 0.3", "NORM_STD": "[0.2, 0.2, 0.2]", "MAX_BATCH_SIZE": "32",
+           "MAX_BATCH_DELAY_MS": "2.5", "TORCH_THREADS": "3", "LOG_LEVEL": "DEBUG", "CROP_SIZE": "192"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = Settings()
@@ -60,19 +51,10 @@ def test_empty_model_path_means_unset(monkeypatch):
     assert settings.model_path is None and settings.resolved_model_name == "cats"
 
 
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("MAX_BATCH_SIZE", "0"),
-        ("MAX_BATCH_SIZE", "many"),
-        ("PORT", "70000"),
-        ("NORM_MEAN", "1,2"),
-        ("NORM_STD", "1,0,1"),
-        ("LOG_LEVEL", "loud"),
-        ("MODEL_NAME", "has space"),
-        ("REQUEST_TIMEOUT_MS", "0"),
-    ],
-)
+@pytest.mark.parametrize(("name", "value"), [
+    ("MAX_BATCH_SIZE", "0"), ("MAX_BATCH_SIZE", "many"), ("PORT", "70000"), ("NORM_MEAN", "1,2"),
+    ("NORM_STD", "1,0,1"), ("LOG_LEVEL", "loud"), ("MODEL_NAME", "has space"), ("REQUEST_TIMEOUT_MS", "0"),
+])
 def test_invalid_values_name_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError) as info:

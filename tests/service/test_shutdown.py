@@ -39,13 +39,8 @@ class ServiceProcess:
 
     def __enter__(self) -> ServiceProcess:
         self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -72,17 +67,9 @@ class ServiceProcess:
 @pytest.fixture(scope="module")
 def service_env(model_files, labels_file) -> dict[str, str]:
     """The small TorchScript model, a long batching window, one thread each (CPU is shared)."""
-    return {
-        "MODEL_PATH": str(model_files("torchscript")),
-        "MODEL_LABELS": str(labels_file),
-        "MODEL_NAME": "small",
-        "RESIZE_SIZE": "64",
-        "CROP_SIZE": "64",
-        "MAX_BATCH_SIZE": "64",
-        "MAX_BATCH_DELAY_MS": str(BATCH_WINDOW_MS),
-        "TORCH_THREADS": "1",
-        "DECODE_THREADS": "1",
-    }
+    return {"MODEL_PATH": str(model_files("torchscript")), "MODEL_LABELS": str(labels_file),
+            "MODEL_NAME": "small", "RESIZE_SIZE": "64", "CROP_SIZE": "64", "MAX_BATCH_SIZE": "64",
+            "MAX_BATCH_DELAY_MS": str(BATCH_WINDOW_MS), "TORCH_THREADS": "1", "DECODE_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -93,22 +80,19 @@ def small_jpeg(photos) -> bytes:
 
 
 def _post(url: str, data: bytes) -> httpx.Response:
-    return httpx.post(
-        url + "/predict?top_k=3", content=data, headers={"Content-Type": "image/jpeg"}, timeout=60
-    )
+    return httpx.post(url + "/predict?top_k=3", content=data, headers={"Content-Type": "image/jpeg"},
+                      timeout=60)
 
 
 @pytest.mark.parametrize("delay_s", [1.5, 0.0])
 def test_sigterm_turns_readiness_503_lets_in_flight_requests_finish_then_exits_0(
-    service_env, small_jpeg, tmp_path, delay_s
-):
+        service_env, small_jpeg, tmp_path, delay_s):
     env = service_env | {"SHUTDOWN_DELAY_S": str(delay_s)}
     with ServiceProcess(env, tmp_path / "service.log") as service, ThreadPoolExecutor(8) as pool:
         in_flight = [pool.submit(_post, service.url, small_jpeg) for _ in range(6)]
         # all six wait in the batcher's queue (the gauge is read at scrape time): in flight for seconds
-        wait_until(
-            lambda: metric(httpx.get(service.url + "/metrics", timeout=5).text, "inference_queue_depth") == 6
-        )
+        wait_until(lambda: metric(httpx.get(service.url + "/metrics", timeout=5).text,
+                                  "inference_queue_depth") == 6)
         assert not any(f.done() for f in in_flight), "requests should still wait for their batch"
 
         service.proc.send_signal(signal.SIGTERM)

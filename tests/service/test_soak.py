@@ -41,18 +41,8 @@ def workload(photos) -> list[tuple[str, str, dict, bytes, int]]:
         data = encode(image, fmt)
         cases.append((f"good-{fmt}", "/predict?top_k=3", {"Content-Type": f"image/{fmt.lower()}"}, data, 200))
     jpeg = encode(small["chelsea"], "JPEG")
-    v2_good = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "image",
-                    "datatype": "BYTES",
-                    "shape": [1],
-                    "data": [base64.b64encode(jpeg).decode()],
-                }
-            ]
-        }
-    ).encode()
+    v2_good = json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                      "data": [base64.b64encode(jpeg).decode()]}]}).encode()
     cases += [
         ("v2-good", "/v2/models/small/infer", {"Content-Type": "application/json"}, v2_good, 200),
         ("truncated", "/predict", {"Content-Type": "image/jpeg"}, jpeg[: len(jpeg) // 2], 400),
@@ -61,13 +51,8 @@ def workload(photos) -> list[tuple[str, str, dict, bytes, int]]:
         ("empty", "/predict", {"Content-Type": "image/png"}, b"", 400),
         ("text", "/predict", {"Content-Type": "text/plain"}, b"hello", 415),
         ("top-k", "/predict?top_k=5000", {"Content-Type": "image/jpeg"}, jpeg, 422),
-        (
-            "v2-bad-b64",
-            "/v2/models/small/infer",
-            {"Content-Type": "application/json"},
-            b'{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["%%%"]}]}',
-            400,
-        ),
+        ("v2-bad-b64", "/v2/models/small/infer", {"Content-Type": "application/json"},
+         b'{"inputs":[{"name":"image","datatype":"BYTES","shape":[1],"data":["%%%"]}]}', 400),
         ("v2-bad-json", "/v2/models/small/infer", {"Content-Type": "application/json"}, b'{"inputs": [', 400),
         ("v2-unknown", "/v2/models/nope/infer", {"Content-Type": "application/json"}, v2_good, 404),
     ]
@@ -98,18 +83,9 @@ def _run(url: str, cases, n: int, deadline: float) -> tuple[Counter, list[str]]:
 
 @pytest.mark.slow  # a soak: thousands of requests against a real server
 def test_soak_mixed_good_and_bad_images_no_5xx_bounded_rss(model_files, labels_file, workload, tmp_path):
-    env = {
-        "MODEL_PATH": str(model_files("torchscript")),
-        "MODEL_LABELS": str(labels_file),
-        "MODEL_NAME": "small",
-        "RESIZE_SIZE": "64",
-        "CROP_SIZE": "64",
-        "MAX_BATCH_SIZE": "8",
-        "MAX_BATCH_DELAY_MS": "2",
-        "TORCH_THREADS": "1",
-        "DECODE_THREADS": "1",
-        "LOG_LEVEL": "warning",
-    }
+    env = {"MODEL_PATH": str(model_files("torchscript")), "MODEL_LABELS": str(labels_file),
+           "MODEL_NAME": "small", "RESIZE_SIZE": "64", "CROP_SIZE": "64", "MAX_BATCH_SIZE": "8",
+           "MAX_BATCH_DELAY_MS": "2", "TORCH_THREADS": "1", "DECODE_THREADS": "1", "LOG_LEVEL": "warning"}
     with ServiceProcess(env, tmp_path / "service.log") as service:
         process = psutil.Process(service.proc.pid)
         deadline = time.monotonic() + SECONDS
@@ -124,12 +100,10 @@ def test_soak_mixed_good_and_bad_images_no_5xx_bounded_rss(model_files, labels_f
     total = warm + main
     sent = sum(total.values())
     errors = {status: count for status, count in sorted(total.items()) if status >= 400}
-    print(
-        f"\nsoak: {sent} requests in {took:.1f} s ({sent / took:.0f} req/s, {CONCURRENCY} clients), "
-        f"statuses {dict(sorted(total.items()))}, errors by status {errors}, "
-        f"RSS after warm-up ({WARM_UP} requests) {rss_before:.1f} MiB, at the end {rss_after:.1f} MiB "
-        f"(growth {rss_after - rss_before:+.1f} MiB, bound {RSS_GROWTH_MIB} MiB)"
-    )
+    print(f"\nsoak: {sent} requests in {took:.1f} s ({sent / took:.0f} req/s, {CONCURRENCY} clients), "
+          f"statuses {dict(sorted(total.items()))}, errors by status {errors}, "
+          f"RSS after warm-up ({WARM_UP} requests) {rss_before:.1f} MiB, at the end {rss_after:.1f} MiB "
+          f"(growth {rss_after - rss_before:+.1f} MiB, bound {RSS_GROWTH_MIB} MiB)")
     assert sent >= min(REQUESTS, 500), "the soak ran out of time before sending enough requests"
     assert not [s for s in total if s >= 500], total
     assert wrong_warm + wrong == []

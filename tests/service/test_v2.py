@@ -45,15 +45,8 @@ def test_model_metadata(client):
     assert body["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 1000]}]
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/v2/models/other",
-        "/v2/models/other/ready",
-        "/v2/models/small/versions/8",
-        "/v2/models/small/versions/8/ready",
-    ],
-)
+@pytest.mark.parametrize("path", ["/v2/models/other", "/v2/models/other/ready", "/v2/models/small/versions/8",
+                                  "/v2/models/small/versions/8/ready"])
 def test_unknown_model_or_version_is_404(client, path):
     response = client.get(path)
     assert response.status_code == 404
@@ -69,12 +62,8 @@ def test_unknown_model_infer_is_404(client, jpeg):
 
 def test_bytes_input_json_gives_probabilities(client, photos):
     images = [encode(photos[n], "JPEG") for n in ("chelsea", "coffee")]
-    body = {
-        "id": "req-42",
-        "inputs": [
-            {"name": "image", "shape": [2, 1], "datatype": "BYTES", "data": [[_b64(i)] for i in images]}
-        ],
-    }
+    body = {"id": "req-42", "inputs": [{"name": "image", "shape": [2, 1], "datatype": "BYTES",
+                                        "data": [[_b64(i)] for i in images]}]}
     response = client.post(INFER, json=body)
     assert response.status_code == 200, response.text
     result = response.json()
@@ -91,10 +80,8 @@ def test_bytes_input_json_gives_probabilities(client, photos):
 
 
 def test_classification_extension_json(client, jpeg):
-    body = {
-        "inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [_b64(jpeg)]}],
-        "outputs": [{"name": "probabilities", "parameters": {"classification": 3}}],
-    }
+    body = {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [_b64(jpeg)]}],
+            "outputs": [{"name": "probabilities", "parameters": {"classification": 3}}]}
     [output] = client.post("/v2/models/small/versions/7/infer", json=body).json()["outputs"]
     assert output["datatype"] == "BYTES" and output["shape"] == [1, 3]
     expected = _predict_top(client, jpeg, 3)
@@ -109,16 +96,8 @@ def test_fp32_input_matches_the_image_path(client, jpeg):
     import io
 
     tensor = classifier.preprocessor(Image.open(io.BytesIO(jpeg)).convert("RGB"))[None]
-    body = {
-        "inputs": [
-            {
-                "name": "input",
-                "shape": [1, 3, 224, 224],
-                "datatype": "FP32",
-                "data": tensor.flatten().tolist(),
-            }
-        ]
-    }
+    body = {"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
+                        "data": tensor.flatten().tolist()}]}
     response = client.post(INFER, json=body)
     assert response.status_code == 200, response.text
     probabilities = np.asarray(response.json()["outputs"][0]["data"])
@@ -146,20 +125,15 @@ MALFORMED = {
     "negative-shape": {"inputs": [_input(shape=[-1])]},
     "not-base64": {"inputs": [_input(data=["***"])]},
     "data-not-list": {"inputs": [_input(data="aGk=")]},
-    "fp32-wrong-shape": {
-        "inputs": [{"name": "input", "shape": [1, 3, 100, 100], "datatype": "FP32", "data": [0.0] * 30000}]
-    },
-    "fp32-short-data": {
-        "inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "data": [0.0] * 10}]
-    },
-    "fp32-strings": {
-        "inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32", "data": ["x"] * 150528}]
-    },
+    "fp32-wrong-shape": {"inputs": [{"name": "input", "shape": [1, 3, 100, 100], "datatype": "FP32",
+                                     "data": [0.0] * 30000}]},
+    "fp32-short-data": {"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
+                                    "data": [0.0] * 10}]},
+    "fp32-strings": {"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
+                                 "data": ["x"] * 150528}]},
     "unknown-output": {"inputs": [_input()], "outputs": [{"name": "logits"}]},
-    "classification-zero": {
-        "inputs": [_input()],
-        "outputs": [{"name": "probabilities", "parameters": {"classification": 0}}],
-    },
+    "classification-zero": {"inputs": [_input()],
+                            "outputs": [{"name": "probabilities", "parameters": {"classification": 0}}]},
 }
 
 
@@ -176,9 +150,8 @@ def test_malformed_requests_are_400_and_the_server_keeps_serving(client, jpeg, b
 def test_binary_extension_size_errors_are_400(client):
     header = json.dumps({"inputs": [_input(data=None, parameters={"binary_data_size": 100})]}).encode()
     for length, tail in ((len(header), b"short"), ("abc", b""), (len(header) + 999, b"")):
-        response = client.post(
-            INFER, content=header + tail, headers={"Inference-Header-Content-Length": str(length)}
-        )
+        response = client.post(INFER, content=header + tail,
+                               headers={"Inference-Header-Content-Length": str(length)})
         assert response.status_code == 400, response.text
         assert "error" in response.json()
 
@@ -233,9 +206,8 @@ def test_tritonclient_classification(triton, live_server, photos, binary):
 def test_tritonclient_single_jpeg_as_in_the_docs(triton, jpeg):
     tensor = httpclient.InferInput("image", [1, 1], "BYTES")
     tensor.set_data_from_numpy(np.array([[jpeg]], dtype=object))
-    result = triton.infer(
-        "small", [tensor], outputs=[httpclient.InferRequestedOutput("probabilities", class_count=3)]
-    )
+    result = triton.infer("small", [tensor], outputs=[httpclient.InferRequestedOutput("probabilities",
+                                                                                      class_count=3)])
     [[first, *_]] = result.as_numpy("probabilities")
     assert first.decode().count(":") >= 2
 

@@ -11,14 +11,8 @@ from playwright.sync_api import expect, sync_playwright
 from tests.service.conftest import encode
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +42,8 @@ def test_upload_a_photo_and_see_its_labels(page, live_server, photos, tmp_path):
     expect(items).to_have_count(5)
     labels = items.locator(".label").all_text_contents()
     assert all(label.startswith("class_") for label in labels)
-    widths = [
-        float(w.rstrip("%"))
-        for w in items.locator(".bar span").evaluate_all("els => els.map(e => e.style.width)")
-    ]
+    widths = [float(w.rstrip("%")) for w in
+              items.locator(".bar span").evaluate_all("els => els.map(e => e.style.width)")]
     assert widths == sorted(widths, reverse=True) and widths[0] > 0
     expect(page.locator("#status")).to_contain_text("small v7, top 5")
     page.screenshot(path="/tmp/service-page.png", full_page=True)

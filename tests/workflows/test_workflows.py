@@ -47,12 +47,9 @@ def test_top_level_permissions_are_empty_and_every_job_declares_its_own(workflow
 
 
 def test_write_permissions_are_only_where_needed(workflows):
-    allowed = {
-        ("deploy", "preview"): {"id-token", "pull-requests"},
-        ("deploy", "up-dev"): {"id-token"},
-        ("deploy", "preview-prod"): {"id-token"},
-        ("deploy", "up-prod"): {"id-token"},
-    }
+    allowed = {("deploy", "preview"): {"id-token", "pull-requests"},
+               ("deploy", "up-dev"): {"id-token"}, ("deploy", "preview-prod"): {"id-token"},
+               ("deploy", "up-prod"): {"id-token"}}
     for name, job_id, job in jobs(workflows):
         writes = {k for k, v in job["permissions"].items() if v == "write"}
         assert writes == allowed.get((name, job_id), set()), f"{name}.{job_id}: {writes}"
@@ -106,21 +103,12 @@ def test_azure_login_is_oidc_only(workflows):
         for step in steps_using(job, AZURE_LOGIN):
             inputs = step["with"]
             assert set(inputs) == {"client-id", "tenant-id", "subscription-id"}, f"{name}.{job_id}: {inputs}"
-            assert inputs == {
-                "client-id": "${{ vars.AZURE_CLIENT_ID }}",
-                "tenant-id": "${{ vars.AZURE_TENANT_ID }}",
-                "subscription-id": "${{ vars.AZURE_SUBSCRIPTION_ID }}",
-            }
+            assert inputs == {"client-id": "${{ vars.AZURE_CLIENT_ID }}",
+                              "tenant-id": "${{ vars.AZURE_TENANT_ID }}",
+                              "subscription-id": "${{ vars.AZURE_SUBSCRIPTION_ID }}"}
     text = (WORKFLOWS / "deploy.yml").read_text()
-    for forbidden in (
-        "client-secret",
-        "creds:",
-        "ARM_CLIENT_SECRET",
-        "AZURE_CLIENT_SECRET",
-        "AZURE_STORAGE_KEY",
-        "PULUMI_CONFIG_PASSPHRASE",
-        "PULUMI_ACCESS_TOKEN",
-    ):
+    for forbidden in ("client-secret", "creds:", "ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET",
+                      "AZURE_STORAGE_KEY", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN"):
         assert forbidden not in text, forbidden
 
 
@@ -137,16 +125,9 @@ def test_pulumi_providers_use_oidc_from_repository_variables(workflows):
 def _context(event: str, ref: str, same_repo: bool) -> dict:
     repo = "octo-org/aks-image-classifier"
     head = repo if same_repo else "someone/aks-image-classifier"
-    return {
-        "github": {
-            "event_name": event,
-            "ref": ref,
-            "repository": repo,
-            "event": {"pull_request": {"head": {"repo": {"full_name": head}}}}
-            if event == "pull_request"
-            else {},
-        }
-    }
+    return {"github": {"event_name": event, "ref": ref, "repository": repo,
+                       "event": {"pull_request": {"head": {"repo": {"full_name": head}}}}
+                       if event == "pull_request" else {}}}
 
 
 def _triggered(workflow: dict, event: str, ref: str) -> bool:
@@ -165,11 +146,8 @@ def test_which_deploy_jobs_run_for_each_event(workflows, case):
     workflow = workflows["deploy"]
     ran = set()
     if _triggered(workflow, event, ref):
-        ran = {
-            job_id
-            for job_id, job in workflow["jobs"].items()
-            if evaluate(job.get("if", "true"), _context(event, ref, same_repo))
-        }
+        ran = {job_id for job_id, job in workflow["jobs"].items()
+               if evaluate(job.get("if", "true"), _context(event, ref, same_repo))}
     assert ran == expected
 
 
@@ -194,13 +172,9 @@ def test_up_on_main_deploys_dev_and_only_the_dispatch_deploys_prod(workflows):
     deploy = workflows["deploy"]["jobs"]
     assert _pulumi_commands(deploy["up-dev"]) == [
         "pulumi up --stack dev --policy-pack policy --yes --skip-preview --diff "
-        "--non-interactive --color never"
-    ]
-    ups = [
-        j
-        for j, job in deploy.items()
-        if any(c.startswith("pulumi up --stack prod") for c in _pulumi_commands(job))
-    ]
+        "--non-interactive --color never"]
+    ups = [j for j, job in deploy.items()
+           if any(c.startswith("pulumi up --stack prod") for c in _pulumi_commands(job))]
     assert ups == ["up-prod"]
     assert all(c.startswith("pulumi preview --stack prod") for c in _pulumi_commands(deploy["preview-prod"]))
     assert "workflow_dispatch" in deploy["up-prod"]["if"]
@@ -236,8 +210,7 @@ def test_one_concurrency_group_per_stack_for_updates_never_cancelled(workflows):
             assert group.startswith(f"pulumi-{stack}-preview"), job_id
     assert update_groups == {"pulumi-dev": ["up-dev"], "pulumi-prod": ["up-prod"]}
     assert deploy["preview"]["concurrency"]["group"] == (
-        "pulumi-dev-preview-${{ github.event.pull_request.number }}"
-    )
+        "pulumi-dev-preview-${{ github.event.pull_request.number }}")
     assert "concurrency" not in workflows["deploy"]  # a workflow-level group would serialise dev and prod
 
 
@@ -278,7 +251,7 @@ def test_ci_runs_the_projects_own_tests(workflows):
 def test_container_builds_runs_smoke_tests_and_scans(workflows):
     (job,) = workflows["container"]["jobs"].values()
     script = run_text(job)
-    assert 'docker build --tag "$IMAGE" --file service/Dockerfile service/' in script
+    assert "docker build --tag \"$IMAGE\" --file service/Dockerfile service/" in script
     assert "docker run --detach" in script and "127.0.0.1:8080:8080" in script
     smoke = next(s["run"] for s in job["steps"] if "tools/smoke_test.py" in s.get("run", ""))
     assert "--image skimage:chelsea" in smoke and "--expect" in smoke
