@@ -118,7 +118,9 @@ def test_kubernetes_provider_waits_for_the_role_and_signs_in_with_kubelogin(prod
     (user,) = config["users"]
     exec_ = user["user"]["exec"]
     assert exec_["command"] == "kubelogin"
-    assert exec_["args"] == ["get-token", "--login", "azurecli", "--server-id", AKS_AAD_SERVER_ID]
+    # Pulumi.prod.yaml says workloadidentity: the deploy workflow's token file (docs/delivery.md).
+    assert exec_["args"] == ["get-token", "--login", "workloadidentity", "--server-id", AKS_AAD_SERVER_ID,
+                             "--environment", "AzurePublicCloud", "--tenant-id", mocks.TENANT_ID]
     (cluster,) = config["clusters"]
     assert cluster["cluster"] == {"server": mocks.KUBE_SERVER, "certificate-authority-data": mocks.KUBE_CA}
 
