@@ -22,26 +22,34 @@ TokenExchange = Callable[[str, str, str], str]
 
 @dataclass
 class AzureBase:
-    """`group`, `registry`, `image` (pushed, linux/amd64) and `client` (the deployer's client config)."""
+    """`group` (a declared `ResourceGroup` or the looked-up existing one: both have `name` and `location`),
+    `registry`, `image` (pushed, linux/amd64) and `client` (the deployer's client config)."""
 
-    group: resources.ResourceGroup
+    group: Any
     registry: Registry
     image: Image
     client: Any
 
 
 def azure_base(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) -> AzureBase:
-    """The resource group `<project>-<stack>-rg`, the registry (admin user off) and the image pushed to it,
-    tagged with the stack name. `exchange`: the ACR token exchange (`stacks.acr_auth`), injectable for
-    tests."""
+    """The resource group, the registry (admin user off) and the image pushed to it, tagged with the stack
+    name. `exchange`: the ACR token exchange (`stacks.acr_auth`), injectable for tests.
+
+    With `resourceGroupName` (required on target azure) the group is an existing one, read with an invoke:
+    nothing about it is in state, so `pulumi destroy` never deletes it and no right at subscription scope is
+    needed; a missing group fails once, with Azure's ResourceGroupNotFound. Without it (target
+    containerapps) the program declares `<project>-<stack>-rg`."""
     assert cfg.location is not None and cfg.security is not None
     client = authorization.get_client_config_output()
-    group = resources.ResourceGroup(f"{PROJECT}-{cfg.stack}-rg", location=cfg.location)
+    if cfg.resource_group_name is not None:
+        group = resources.get_resource_group_output(resource_group_name=cfg.resource_group_name)
+    else:
+        group = resources.ResourceGroup(f"{PROJECT}-{cfg.stack}-rg", location=cfg.location)
     registry = Registry(
         "registry",
         RegistryArgs(
             resource_group_name=group.name,
-            location=group.location,
+            location=cfg.location,
             sku=cfg.registry_sku,
             name_prefix=registry_name_prefix("aic", cfg.stack),
             name=cfg.registry_name,

@@ -1,7 +1,6 @@
 """Target `containerapps`: the classifier on Azure Container Apps, no cluster (resource group, registry,
-image,
-Log Analytics, a managed environment, a user-assigned identity, the model repository and the Container
-App)."""
+image, Log Analytics, a managed environment, a user-assigned identity, the model repository and the
+Container App)."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ from stacks.app_environment import AppEnvironment, AppEnvironmentArgs
 from stacks.azure_base import TokenExchange, azure_base
 from stacks.config import StackConfig
 from stacks.container_app import ContainerApp, ContainerAppArgs
+from stacks.grantee import grantees
 from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
 
 
@@ -22,7 +22,7 @@ def build(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]
     `revision_suffix`, `traffic` (`{revision: percent}`), `image`, `registry`, `resource_group`, and with the
     model repository `model_repository_url`, `model_storage_account_url`."""
     aca = cfg.container_app
-    assert aca is not None and cfg.model is not None
+    assert aca is not None and cfg.model is not None and cfg.access is not None
     base = azure_base(cfg, exchange)
     group, client = base.group, base.client
     environment = AppEnvironment(
@@ -59,8 +59,11 @@ def build(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]
                 sku=cfg.model.storage_sku,
                 name_prefix=storage_account_prefix("aicm", cfg.stack),
                 subscription_id=client.subscription_id,
-                deployer_object_id=client.object_id,
-                deployer_principal_type=cfg.model.deployer_principal_type,
+                publishers=grantees(
+                    cfg.access.model_publishers,
+                    client.object_id if cfg.access.grant_deployer else None,
+                    cfg.access.deployer_principal_type,
+                ),
                 reader_principal_id=identity.principal_id,
                 reader_description="the container app's identity reads model versions",
             ),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_random as random
 from pulumi_azure_native import authorization, managedidentity, storage
 
 from stacks.checkov_skips import skip_arm_checks
+from stacks.grantee import Grantee
 from stacks.roles import STORAGE_BLOB_DATA_CONTRIBUTOR as BLOB_DATA_CONTRIBUTOR_ROLE_ID
 from stacks.roles import STORAGE_BLOB_DATA_READER as BLOB_DATA_READER_ROLE_ID
 from stacks.roles import role_definition_id
@@ -39,9 +40,9 @@ class ModelRepositoryArgs:
     Who reads: `reader_principal_id`, an existing identity's principal (the Container App's), or None to
     declare an identity here. `oidc_issuer_url` (the cluster's, `Cluster.oidc_issuer_url`), `namespace` and
     `service_account` (the workload's: the federation subject): AKS only, federate that identity with the
-    Kubernetes service account; None declares no federated credential. `deployer_object_id` and
-    `deployer_principal_type` (`User`, `ServicePrincipal` for CI, `Group`): who publishes models.
-    `sku`: storage account SKU name, e.g. `Standard_LRS`. `reader_description`: the reader role assignment's.
+    Kubernetes service account; None declares no federated credential. `publishers`: who publishes models
+    (`modelPublishers`, plus the deployer on `grantDeployer`). `sku`: storage account SKU name, e.g.
+    `Standard_LRS`. `reader_description`: the reader role assignment's.
     """
 
     resource_group_name: pulumi.Input[str]
@@ -49,8 +50,7 @@ class ModelRepositoryArgs:
     sku: str
     name_prefix: str
     subscription_id: pulumi.Input[str]
-    deployer_object_id: pulumi.Input[str]
-    deployer_principal_type: str = "User"
+    publishers: list[Grantee] = field(default_factory=list)
     oidc_issuer_url: pulumi.Input[str] | None = None
     namespace: str | None = None
     service_account: str | None = None
@@ -62,8 +62,8 @@ class ModelRepository(pulumi.ComponentResource):
     """A storage account that only Entra identities can use (shared keys off, no public blobs, HTTPS and TLS
     1.2), blob versioning and soft delete on, a private `models` container; the reader (a user-assigned
     identity declared here, on AKS federated with the workload's Kubernetes service account; or the Container
-    App's own identity) gets Storage Blob Data Reader on the container; the deployer gets Storage Blob Data
-    Contributor on the container to publish models.
+    App's own identity) gets Storage Blob Data Reader on the container; the configured publishers get Storage
+    Blob Data Contributor on the container.
 
     Outputs: `account_name`, `blob_endpoint` (`https://<account>.blob.core.windows.net/`),
     `container_url` (`<blob_endpoint>models`), `container_id` (ARM id, the role scope),
@@ -164,17 +164,21 @@ class ModelRepository(pulumi.ComponentResource):
             description=args.reader_description,
             opts=child,
         )
-        self.publisher_assignment = authorization.RoleAssignment(
-            f"{name}-publisher",
-            principal_id=args.deployer_object_id,
-            principal_type=args.deployer_principal_type,
-            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
-                lambda sub: role_definition_id(sub, BLOB_DATA_CONTRIBUTOR_ROLE_ID)
-            ),
-            scope=self.container.id,
-            description="the deployer publishes model versions (python -m tools.publish_model)",
-            opts=child,
+        contributor = pulumi.Output.from_input(args.subscription_id).apply(
+            lambda sub: role_definition_id(sub, BLOB_DATA_CONTRIBUTOR_ROLE_ID)
         )
+        self.publisher_assignments = [
+            authorization.RoleAssignment(
+                f"{name}-publisher-{publisher.key}",
+                principal_id=publisher.object_id,
+                principal_type=publisher.principal_type,
+                role_definition_id=contributor,
+                scope=self.container.id,
+                description="publishes model versions (tools.publish_model; config modelPublishers)",
+                opts=child,
+            )
+            for publisher in args.publishers
+        ]
         self.account_name: pulumi.Output[str] = self.account.name
         self.blob_endpoint: pulumi.Output[str] = self.account.primary_endpoints.apply(lambda e: e.blob)
         self.container_url: pulumi.Output[str] = self.blob_endpoint.apply(

@@ -6,18 +6,19 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_azure_native import resources
 
 from stacks import containerapps_target
 from stacks.acr_auth import exchange_refresh_token
 from stacks.acr_pull import AcrPull, AcrPullArgs
 from stacks.alert_rules import AlertRules, AlertRulesArgs
 from stacks.azure_base import TokenExchange, azure_base, service_image
-from stacks.cluster import AGENT_POOL_LABEL, WORKLOAD_POOL, Cluster, ClusterArgs
+from stacks.cluster import WORKLOAD_NODE_SELECTOR, Cluster, ClusterArgs
 from stacks.cluster_access import ClusterAccess, ClusterAccessArgs
 from stacks.config import StackConfig
+from stacks.grantee import grantees
 from stacks.keda import KedaScaling, KedaScalingArgs
 from stacks.local_image import LocalImage, LocalImageArgs
+from stacks.maintenance import Maintenance, MaintenanceArgs, schedules_for
 from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
 from stacks.monitoring import ContainerInsights, ContainerInsightsArgs
 from stacks.prometheus import ManagedPrometheus, ManagedPrometheusArgs
@@ -39,11 +40,12 @@ def build(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) ->
     return _local(cfg)
 
 
-def _model_repository(cfg: StackConfig, group: resources.ResourceGroup, cluster: Cluster, client) -> Any:
+def _model_repository(cfg: StackConfig, group: Any, cluster: Cluster, client, deployer: Any) -> Any:
     """The `ModelRepository` (storage, identity federated with the workload's service account), or None
     when `modelRepository` is false."""
     if cfg.model is None or not cfg.model.repository:
         return None
+    assert cfg.access is not None
     return ModelRepository(
         "models",
         ModelRepositoryArgs(
@@ -55,28 +57,39 @@ def _model_repository(cfg: StackConfig, group: resources.ResourceGroup, cluster:
             namespace=cfg.workload.namespace,
             service_account=cfg.workload.app_name,
             subscription_id=client.subscription_id,
-            deployer_object_id=client.object_id,
-            deployer_principal_type=cfg.model.deployer_principal_type,
+            publishers=grantees(cfg.access.model_publishers, deployer, cfg.access.deployer_principal_type),
         ),
     )
 
 
 def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]:
     assert cfg.cluster is not None and cfg.location is not None and cfg.security is not None
+    assert cfg.access is not None and cfg.resource_group_name is not None
     base = azure_base(cfg, exchange)
     client, group, registry, image = base.client, base.group, base.registry, base.image
+    # The deployer's object id only on the explicit opt-in: otherwise no assignment depends on who runs `up`.
+    deployer = client.object_id if cfg.access.grant_deployer else None
     cluster = Cluster(
         "cluster", ClusterArgs(group.name, group.location, cfg.cluster, cfg.security, client.tenant_id)
     )
     access = ClusterAccess(
         "cluster-access",
         ClusterAccessArgs(
-            principal_id=client.object_id,
-            principal_type=cfg.security.deployer_principal_type,
+            admins=grantees(cfg.access.cluster_admins, deployer, cfg.access.deployer_principal_type),
             cluster_id=cluster.cluster_id,
             subscription_id=client.subscription_id,
         ),
     )
+    if cfg.maintenance is not None:
+        Maintenance(
+            "maintenance",
+            MaintenanceArgs(
+                resource_group_name=group.name,
+                cluster_name=cluster.cluster_name,
+                window=cfg.maintenance,
+                schedules=schedules_for(cfg.cluster.upgrade_channel),
+            ),
+        )
     ContainerInsights(
         "insights",
         ContainerInsightsArgs(
@@ -117,11 +130,11 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             subscription_id=client.subscription_id,
         ),
     )
-    repository = _model_repository(cfg, group, cluster, client)
+    repository = _model_repository(cfg, group, cluster, client, deployer)
     provider = k8s.Provider(
         "aks",
         kubeconfig=cluster.kubeconfig,
-        opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool, access.assignment]),
+        opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool, *access.assignments]),
     )
     tls = cfg.security.tls
     workload = Workload(
@@ -138,7 +151,7 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             api_key=cfg.api_key,
             model=cfg.model,
             workload_identity_client_id=repository.identity_client_id if repository else None,
-            node_selector={AGENT_POOL_LABEL: WORKLOAD_POOL},
+            node_selector=dict(WORKLOAD_NODE_SELECTOR),
             service_type="ClusterIP" if tls else "LoadBalancer",
             hpa=False,  # KEDA's ScaledObject below makes and owns the HPA
             pod_monitor=True,
@@ -171,6 +184,8 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         "resource_group": group.name,
         "kubeconfig": cluster.kubeconfig,
         "prometheus_query_endpoint": prometheus.query_endpoint,
+        "workload_pool": pulumi.Output.from_input(cluster.workload_pool_name),
+        "system_pool": cluster.system_pool,
     }
     if repository is not None:  # tools.publish_model --stack reads model_repository_url
         outputs["model_repository_url"] = repository.container_url

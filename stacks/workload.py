@@ -32,8 +32,8 @@ class WorkloadArgs:
     AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_FEDERATED_TOKEN_FILE and a projected token volume of its own
     (it works with `automountServiceAccountToken: false`: that flag only drops the API token volume).
     `model_storage_secret`: name of an optional Secret holding an emulator's connection string (local).
-    `node_selector`: node labels the pods require (on AKS the workload pool's
-    `kubernetes.azure.com/agentpool` label); empty for any node.
+    `node_selector`: node labels the pods require (on AKS the label every version of the workload pool
+    carries, `stacks.cluster.WORKLOAD_NODE_SELECTOR`); empty for any node.
     `service_type`: `LoadBalancer` (public, plain HTTP on port 80) or `ClusterIP` (behind the TLS ingress).
     `hpa`: declare the CPU HorizontalPodAutoscaler; false where a KEDA ScaledObject scales the Deployment
     (`stacks.keda`; KEDA makes and owns its own HPA). `pod_monitor`: declare the managed Prometheus

@@ -64,6 +64,13 @@ ARM_TYPES: dict[str, ArmType] = {
     "azure-native:containerservice:AgentPool": ArmType(
         "Microsoft.ContainerService/managedClusters/agentPools", ("resourceName", "agentPoolName"), ()
     ),
+    # managedClusters/maintenanceConfigurations 2025-09-01: everything in `properties` (maintenanceWindow,
+    # timeInWeek, notAllowedTime); the name is the configuration's, e.g. aksManagedAutoUpgradeSchedule.
+    "azure-native:containerservice:MaintenanceConfiguration": ArmType(
+        "Microsoft.ContainerService/managedClusters/maintenanceConfigurations",
+        ("resourceName", "configName"),
+        (),
+    ),
     "azure-native:containerregistry:Registry": ArmType(
         "Microsoft.ContainerRegistry/registries", ("registryName",)
     ),

@@ -21,6 +21,7 @@ from typing import Any
 
 from pulumi_azure_native import containerregistry
 
+from stacks.config.access import AccessSettings, Principal, access_settings
 from stacks.config.cluster import (
     CLUSTER_TIERS,
     LOCAL_DISK_GIB,
@@ -34,6 +35,7 @@ from stacks.config.cluster import (
 )
 from stacks.config.containerapps import WORKLOAD_PROFILES, ContainerAppSettings, container_app_settings
 from stacks.config.deploy import LOCAL_CLUSTERS, DeploySettings, deploy_settings
+from stacks.config.maintenance import WEEK_DAYS, MaintenanceSettings, maintenance_settings
 from stacks.config.model import MODEL_STORE, STORAGE_SKUS, ModelSettings, model_settings
 from stacks.config.monitoring import MonitoringSettings, monitoring_settings
 from stacks.config.quantities import cpu_millicores, memory_bytes
@@ -76,14 +78,18 @@ __all__ = [
     "TARGETS",
     "UPGRADE_CHANNELS",
     "VERSION_UPGRADE_CHANNELS",
+    "WEEK_DAYS",
     "WORKLOAD_PROFILES",
+    "AccessSettings",
     "ClusterSettings",
     "ConfigError",
     "ContainerAppSettings",
     "DeploySettings",
     "Getter",
+    "MaintenanceSettings",
     "ModelSettings",
     "MonitoringSettings",
+    "Principal",
     "Reader",
     "SecuritySettings",
     "StackConfig",
@@ -109,6 +115,9 @@ REGISTRY_SKUS = {
 }
 
 _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+#: Resource group names: 1-90 characters, letters, digits, underscores, hyphens, periods, parentheses, not
+#: ending in a period (Microsoft Learn, "Naming rules and restrictions for Azure resources").
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,9 @@ class StackConfig:
     security: SecuritySettings | None = None  # always set by load_config
     monitoring: MonitoringSettings | None = None  # target azure only (managed Prometheus, KEDA)
     container_app: ContainerAppSettings | None = None
+    resource_group_name: str | None = None  # azure: the existing group the stack deploys into
+    access: AccessSettings | None = None  # azure: who gets which role (always set by load_config)
+    maintenance: MaintenanceSettings | None = None  # azure: planned maintenance window, None: none
 
     @property
     def is_azure(self) -> bool:
@@ -189,6 +201,17 @@ def load_config(
         raise ConfigError(f"{r.key('imageRepository')} is not a valid repository path: {repository!r}")
     kube_context = r.str("kubeContext")
     cluster = cluster_settings(r, kubernetes_version) if target == "azure" else None
+    group = r.str("resourceGroupName")
+    if group is not None and not _RESOURCE_GROUP.match(group):
+        raise ConfigError(
+            f"{r.key('resourceGroupName')} must be 1-90 letters, digits, '_', '-', '.', '(' or ')', "
+            f"not ending in '.', got {group!r}"
+        )
+    if target == "azure" and group is None:
+        raise ConfigError(
+            f"{r.key('resourceGroupName')} must name the existing resource group of the stack (bootstrap/ "
+            "creates it; the program never creates one at subscription scope)"
+        )
     vm_sizes = (cluster.system_vm_size, cluster.node_vm_size) if cluster else ()
     workload = workload_settings(r)
     return StackConfig(
@@ -208,6 +231,9 @@ def load_config(
         security=security_settings(r, target, vm_sizes),
         monitoring=monitoring_settings(r, workload.max_queue) if target == "azure" else None,
         container_app=container_app_settings(r, workload) if target == "containerapps" else None,
+        resource_group_name=group if target in AZURE_TARGETS else None,
+        access=access_settings(r, target),
+        maintenance=maintenance_settings(r) if target == "azure" else None,
     )
 
 

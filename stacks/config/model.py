@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from stacks.config.reader import PRINCIPAL_TYPES, ConfigError, Reader
+from stacks.config.reader import ConfigError, Reader
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,6 @@ class ModelSettings:
 
     repository: bool
     storage_sku: str
-    deployer_principal_type: str
     uri: str | None = None
     labels_uri: str | None = None
     sha256: str | None = None
@@ -55,7 +54,7 @@ def _store_file(r: Reader, name: str) -> str | None:
 
 
 def model_settings(r: Reader, target: str) -> ModelSettings:
-    """`modelRepository`, `modelStorageSku`, `deployerPrincipalType`, `modelUri`, `modelLabelsUri`,
+    """`modelRepository`, `modelStorageSku`, `modelUri`, `modelLabelsUri`,
     `modelSha256`, `modelFile`, `modelLabelsFile`: one model source, each value checked."""
     uri, labels_uri = r.str("modelUri"), r.str("modelLabelsUri")
     for key, value in (("modelUri", uri), ("modelLabelsUri", labels_uri)):
@@ -81,7 +80,6 @@ def model_settings(r: Reader, target: str) -> ModelSettings:
     return ModelSettings(
         repository=r.bool("modelRepository") and target in ("azure", "containerapps"),
         storage_sku=r.choice("modelStorageSku", STORAGE_SKUS),
-        deployer_principal_type=r.choice("deployerPrincipalType", PRINCIPAL_TYPES),
         uri=uri,
         labels_uri=labels_uri,
         sha256=sha256.lower() if sha256 else None,

@@ -65,6 +65,7 @@ users:
         --client-id, 80faf920-1908-4b52-b5ef-a8e7bedfc67a, --tenant-id, {TENANT_ID}, --login, devicecode]
 """
 REDACTED = "<secret>"
+RESOURCE_GROUP_LOCATION = "westeurope"
 LOAD_BALANCER_IP = "20.50.100.7"
 OIDC_ISSUER_URL = "https://oidc.example/issuer/"
 MODEL_IDENTITY_CLIENT_ID = "mmmmmmmm-0000-0000-0000-000000000004".replace("m", "a")
@@ -100,6 +101,7 @@ class Registration:
     custom_timeouts: dict[str, str]
     protect: bool
     retain_on_delete: bool
+    delete_before_replace: bool = False
 
 
 @dataclass
@@ -132,7 +134,7 @@ class FakeCloud(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
         rid = f"{args.name}-id"
-        rg = "/subscriptions/" + SUBSCRIPTION_ID + "/resourceGroups/rg"
+        rg = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{args.inputs.get('resourceGroupName', 'rg')}"
         if args.typ == "azure-native:resources:ResourceGroup":
             state.setdefault("name", args.inputs.get("resourceGroupName", args.name))
             rid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{state['name']}"
@@ -247,6 +249,16 @@ class FakeCloud(pulumi.runtime.Mocks):
                 "objectId": DEPLOYER_OBJECT_ID,
                 "clientId": "deployer-client",
             }
+        if args.token == "azure-native:resources:getResourceGroup":
+            # The group bootstrap/ created (the program reads it, never creates it).
+            name = args.args["resourceGroupName"]
+            return {
+                "id": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{name}",
+                "name": name,
+                "location": RESOURCE_GROUP_LOCATION,
+                "type": "Microsoft.Resources/resourceGroups",
+                "properties": {"provisioningState": "Succeeded"},
+            }
         if args.token == "azure-native:authorization:getClientToken":
             return {"token": ARM_TOKEN}
         if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
@@ -281,6 +293,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                     custom_timeouts={
                         "create": timeouts.create,
                         "update": timeouts.update,

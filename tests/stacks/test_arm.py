@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -142,26 +143,31 @@ def test_skips_follow_the_config_not_the_stack_name():
 def test_resources_are_arm_bodies():
     document = template_of("prod")
     types = [r["type"] for r in document["resources"]]
+    roles = "Microsoft.Authorization/roleAssignments"
     assert sorted(types) == sorted(
         [
-            "Microsoft.Resources/resourceGroups",
+            # No resource group: the stack adopts the one bootstrap/ made (resourceGroupName).
             "Microsoft.OperationalInsights/workspaces",
             CLUSTER,
             POOL,
             REGISTRY,
-            "Microsoft.Authorization/roleAssignments",
-            "Microsoft.Authorization/roleAssignments",
+            roles,  # AcrPull for the kubelet identity
+            roles,  # cluster admins (Pulumi.prod.yaml clusterAdmins: an identity and a group)
+            roles,
+            # planned maintenance (stacks/maintenance.py), prod's Sunday window for both channels
+            f"{CLUSTER}/maintenanceConfigurations",
+            f"{CLUSTER}/maintenanceConfigurations",
             # Container Insights data collection (stacks/monitoring.py)
             "Microsoft.Insights/dataCollectionRules",
             "Microsoft.Insights/dataCollectionRuleAssociations",
-            # model repository (stacks/model_repository.py): storage, identity and its two role assignments
+            # model repository (stacks/model_repository.py): storage, identity, reader and publisher roles
             STORAGE,
             f"{STORAGE}/blobServices",
             f"{STORAGE}/blobServices/containers",
             "Microsoft.ManagedIdentity/userAssignedIdentities",
             "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
-            "Microsoft.Authorization/roleAssignments",
-            "Microsoft.Authorization/roleAssignments",
+            roles,
+            roles,
             # managed Prometheus (stacks/prometheus.py), alert rules (stacks/alert_rules.py): two groups
             "Microsoft.Monitor/accounts",
             "Microsoft.Insights/dataCollectionEndpoints",
@@ -176,6 +182,16 @@ def test_resources_are_arm_bodies():
             "Microsoft.Authorization/roleAssignments",
         ]
     )
+    windows = [r for r in document["resources"] if r["type"] == f"{CLUSTER}/maintenanceConfigurations"]
+    assert sorted(w["name"].split("/")[-1] for w in windows) == [
+        "aksManagedAutoUpgradeSchedule",
+        "aksManagedNodeOSUpgradeSchedule",
+    ]
+    for window in windows:
+        assert set(window) == {"type", "apiVersion", "name", "properties"}
+        assert window["properties"]["maintenanceWindow"]["schedule"] == {
+            "weekly": {"dayOfWeek": "Sunday", "intervalWeeks": 1}
+        }
     (rules,) = [r for r in document["resources"] if r["name"] == "aks-image-classifier.alerts"]
     assert set(rules) == {"type", "apiVersion", "name", "location", "properties"}
     assert rules["apiVersion"] == "2023-03-01" and rules["properties"]["interval"] == "PT1M"
@@ -194,7 +210,7 @@ def test_resources_are_arm_bodies():
     assert cluster["properties"]["disableLocalAccounts"] is True
     assert "resourceName" not in cluster["properties"] and "resourceGroupName" not in cluster["properties"]
     (pool,) = [r for r in document["resources"] if r["type"] == POOL]
-    assert pool["name"] == f"{cluster['name']}/workload"
+    assert re.fullmatch(rf"{cluster['name']}/work[0-9a-f]{{8}}", pool["name"])  # versioned by shape
     assert set(pool) == {"type", "apiVersion", "name", "properties"}
     assert not {"agentPoolName", "resourceName", "resourceGroupName"} & set(pool["properties"])
     (workspace,) = [r for r in document["resources"] if r["type"].endswith("/workspaces")]

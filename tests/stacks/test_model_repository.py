@@ -119,13 +119,28 @@ def test_reader_role_goes_to_the_identity_on_the_container_only(dev):
     assert reader["scope"] == dev.one(CONTAINER).id and reader["scope"].endswith("/containers/models")
 
 
-def test_deployer_publishes_with_contributor_on_the_container(dev):
-    publisher = role(dev, BLOB_DATA_CONTRIBUTOR_ROLE_ID)
+def publishers(run) -> dict[str, str]:
+    """`{principalId: principalType}` of the Storage Blob Data Contributor assignments."""
+    return {
+        r.inputs["principalId"]: r.inputs["principalType"]
+        for r in run.of_type(ROLE)
+        if r.inputs["roleDefinitionId"].endswith(BLOB_DATA_CONTRIBUTOR_ROLE_ID)
+    }
+
+
+def test_configured_publishers_get_contributor_on_the_container(dev, prod):
     assert BLOB_DATA_CONTRIBUTOR_ROLE_ID == "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-    assert publisher["principalId"] == mocks.DEPLOYER_OBJECT_ID
-    assert publisher["principalType"] == "User" and publisher["scope"] == dev.one(CONTAINER).id
-    ci = run_stack("dev", deployerPrincipalType="ServicePrincipal")
-    assert role(ci, BLOB_DATA_CONTRIBUTOR_ROLE_ID)["principalType"] == "ServicePrincipal"
+    # Pulumi.dev.yaml: the dev deploy identity (a managed identity, so ServicePrincipal); prod: a group.
+    assert publishers(dev) == {"00000000-0000-4000-8000-00000000de01": "ServicePrincipal"}
+    assert publishers(prod) == {"00000000-0000-4000-8000-00000000a001": "Group"}
+    assert role(dev, BLOB_DATA_CONTRIBUTOR_ROLE_ID)["scope"] == dev.one(CONTAINER).id
+    assert mocks.DEPLOYER_OBJECT_ID not in publishers(dev) | publishers(prod)  # not whoever ran `up`
+
+
+def test_the_deployer_publishes_only_on_the_opt_in_with_its_declared_type():
+    opted = run_stack("dev", grantDeployer="true", deployerPrincipalType="User")
+    assert publishers(opted)[mocks.DEPLOYER_OBJECT_ID] == "User"
+    assert len(publishers(opted)) == 2  # the configured one stays
 
 
 def test_service_account_annotation_pod_label_and_ordering(dev):

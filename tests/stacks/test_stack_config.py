@@ -18,7 +18,13 @@ from stacks.config import (
 from tests.harness.stack_mocks import MockRun, run_program
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE = {"aks-image-classifier:target": "azure", "azure-native:location": "westeurope"}
+ADMIN = "Group:0f0e0d0c-0b0a-4909-8807-060504030201"
+BASE = {
+    "aks-image-classifier:target": "azure",
+    "azure-native:location": "westeurope",
+    "aks-image-classifier:resourceGroupName": "aic-test",
+    "aks-image-classifier:clusterAdmins": [ADMIN],
+}
 
 
 def load(**values):
