@@ -7,7 +7,7 @@ import base64
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import containerservice, operationalinsights
+from pulumi_azure_native import containerservice, network, operationalinsights
 
 from stacks.checkov_skips import skip_arm_checks
 from stacks.config import ClusterSettings, SecuritySettings
@@ -28,6 +28,18 @@ class ClusterArgs:
     settings: ClusterSettings
     security: SecuritySettings
     tenant_id: pulumi.Input[str]
+
+
+def authorized_ranges(sec: SecuritySettings) -> pulumi.Input[list[str]] | None:
+    """The API server's authorized IP ranges: `apiServerAuthorizedIpRanges`, plus `<ip>/32` of the public IP
+    `apiServerRunnerPublicIp` names (bootstrap's prod runner egress, read with an invoke: the program never
+    owns it), sorted and without duplicates; None when neither is set (a public API server)."""
+    ranges = sorted(set(sec.authorized_ip_ranges))
+    if sec.runner_public_ip is None:
+        return ranges or None
+    group, name = sec.runner_public_ip
+    address = network.get_public_ip_address_output(resource_group_name=group, public_ip_address_name=name)
+    return address.ip_address.apply(lambda ip: sorted({*ranges, f"{ip}/32"}))
 
 
 def decode_kubeconfig(credentials: containerservice.ListManagedClusterUserCredentialsResult) -> str:
@@ -105,9 +117,9 @@ class Cluster(pulumi.ComponentResource):
             ),
             disable_local_accounts=not sec.local_accounts,
             api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
-                authorized_ip_ranges=list(sec.authorized_ip_ranges)
+                authorized_ip_ranges=authorized_ranges(sec)
             )
-            if sec.authorized_ip_ranges
+            if sec.restricts_api_server
             else None,
             agent_pool_profiles=[
                 containerservice.ManagedClusterAgentPoolProfileArgs(
@@ -283,7 +295,7 @@ def _cluster_skips(sec: SecuritySettings) -> dict[str, str]:
             "localAccounts is true for this stack: the admin certificate stays as a break-glass path; "
             "the program itself signs in with Entra ID through kubelogin"
         )
-    if not sec.authorized_ip_ranges:
+    if not sec.restricts_api_server:
         skips["CKV_AZURE_6"] = (
             "apiServerAuthorizedIpRanges is empty for this stack: the API server is reachable from the "
             "internet but needs an Entra token with an Azure RBAC role (the policy pack warns)"

@@ -21,6 +21,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from bootstrap.config import PROJECT, load_config
 from tests.harness.stack_mocks import (
+    RUNNER_EGRESS_IP,
     SUBSCRIPTION_ID,
     TENANT_ID,
     FakeCloud,
@@ -30,8 +31,6 @@ from tests.harness.stack_mocks import (
 )
 
 RG = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups"
-#: The address the mocked cloud gives the runner's public IP (TEST-NET-3, RFC 5737).
-RUNNER_EGRESS_IP = "203.0.113.77"
 
 
 def principal_id(identity_name: str) -> str:

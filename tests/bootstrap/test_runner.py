@@ -85,3 +85,22 @@ def test_without_a_token_the_address_exists_but_no_vm():
     assert run.of_type("azure-native:compute:VirtualMachine") == []
     assert run.of_type("azure-native:network:NetworkInterface") == []
     assert run.outputs["runnerEgressCidr"] == f"{RUNNER_EGRESS_IP}/32"
+
+
+def test_prod_stack_authorizes_the_runner_egress_bootstrap_declares(run):
+    """bootstrap/, Pulumi.prod.yaml and the program agree on the runner's address: the prod stack names the
+    public IP bootstrap declares (its group and name), and the program adds what Azure answers for it, as a
+    /32, to the API server's authorized ranges, next to the configured ones."""
+    from tests.harness.stack_mocks import run_program, stack_file_config
+    from tests.stacks.conftest import ROOT
+
+    ip = run.one("azure-native:network:PublicIPAddress")
+    declared = f"{ip.inputs['resourceGroupName']}/{ip.inputs['publicIpAddressName']}"
+    config = stack_file_config("prod", ROOT)
+    assert config["aks-image-classifier:apiServerRunnerPublicIp"] == declared
+    prod = run_program(config, "prod")
+    ranges = prod.one("azure-native:containerservice:ManagedCluster").inputs["apiServerAccessProfile"]
+    assert f"{run.outputs['runnerEgressIp']}/32" in ranges["authorizedIPRanges"]
+    configured = set(config["aks-image-classifier:apiServerAuthorizedIpRanges"])
+    assert configured <= set(ranges["authorizedIPRanges"])
+    assert "azure-native:network:getPublicIPAddress" in prod.invokes

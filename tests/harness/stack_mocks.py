@@ -36,6 +36,9 @@ TENANT_ID = "99999999-8888-7777-6666-555555555555"
 DEPLOYER_OBJECT_ID = "dddddddd-0000-0000-0000-000000000001"
 KUBELET_OBJECT_ID = "kkkkkkkk-0000-0000-0000-000000000002".replace("k", "b")
 CONTROL_PLANE_PRINCIPAL_ID = "cccccccc-0000-0000-0000-000000000003"
+#: The prod runner's egress address (a documentation address, RFC 5737): what Azure gives bootstrap's static
+#: public IP (tests/bootstrap/harness.py) and answers when the main program reads it.
+RUNNER_EGRESS_IP = "203.0.113.77"
 ARM_TOKEN = "fake-arm-access-token"
 ACR_REFRESH_TOKEN = "fake-acr-refresh-token"
 #: What `listClusterUserCredential` returns for a managed-Entra cluster: server + CA, and a user that runs
@@ -259,6 +262,11 @@ class FakeCloud(pulumi.runtime.Mocks):
                 "type": "Microsoft.Resources/resourceGroups",
                 "properties": {"provisioningState": "Succeeded"},
             }
+        if args.token == "azure-native:network:getPublicIPAddress":
+            # The runner's static egress address bootstrap/ declares (read, never owned by the program).
+            group, name = args.args["resourceGroupName"], args.args["publicIpAddressName"]
+            rid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/Microsoft.Network"
+            return {"id": f"{rid}/publicIPAddresses/{name}", "name": name, "ipAddress": RUNNER_EGRESS_IP}
         if args.token == "azure-native:authorization:getClientToken":
             return {"token": ARM_TOKEN}
         if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
