@@ -12,7 +12,9 @@ Series (names follow Prometheus conventions: base units, ``_total`` counters):
 - ``inference_batch_size`` (images per forward pass), ``inference_rejected_total{reason}``
   (queue_full / timeout);
 - ``inference_queue_depth`` (images admitted, neither in nor queued for a forward pass) and
-  ``model_ready`` (1 once loaded and warmed): read at scrape time from the running service
+  ``model_ready`` (1 once loaded and warmed), ``request_body_bytes`` (body bytes admitted, in flight) and
+  ``request_body_budget_bytes`` (what the memory budget admits at once, ``service.memory``): read at
+  scrape time from the running service
   (``Gauge.set_function``), never written by a request handler; ``model_info{name, version, format}``.
 """
 
@@ -52,4 +54,8 @@ class Metrics:
         self.rejected = Counter("inference_rejected", "Images refused: queue full or past deadline.",
                                 ["reason"], registry=r)
         self.model_ready = Gauge("model_ready", "1 when the model is loaded and warmed.", registry=r)
+        self.body_bytes = Gauge("request_body_bytes", "Request body bytes admitted and in flight.",
+                                registry=r)
+        self.body_budget = Gauge("request_body_budget_bytes", "Request body bytes the memory budget admits "
+                                 "at once.", registry=r)
         self.model_info = Info("model", "The loaded model.", registry=r)
