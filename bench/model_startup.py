@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.emulator import free_port, start_azurite, stop_azurite
+from tests.harness.emulator import free_port, start_azurite, stop_azurite
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "build" / "bench" / "startup"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 
-#: The bar (issue 10, point 9): under a 1-CPU quota the default sizing is within 5 % of the best
+#: The bar: under a 1-CPU quota the default sizing is within 5 % of the best
 #: explicit sizing: img/s at concurrency 16 >= 95 % of the best's, p99 at concurrency 1 <= 105 %.
 WITHIN = 0.05
 DEFAULT = "default"

@@ -7,7 +7,7 @@ import os
 import platform
 from pathlib import Path
 
-#: The bar (issue 4): at concurrency 16, service >= 0.85 x model alone and >= 1.5 x TorchServe; at
+#: The bar: at concurrency 16, service >= 0.85 x model alone and >= 1.5 x TorchServe; at
 #: concurrency 1, p99 <= 1.5 x the model's single-image time + 10 ms.
 RATIO_CONCURRENCY = 16
 MIN_VS_MODEL, MIN_VS_TORCHSERVE = 0.85, 1.5

@@ -1,23 +1,39 @@
-"""Built-in Azure role GUIDs the deploy identity holds or may assign, and the ABAC condition that limits
-which roles it may assign.
+"""The roles the deploy identity may assign, and the ABAC condition that limits which roles it may assign.
 
-GUIDs are the same in every tenant: learn.microsoft.com/azure/role-based-access-control/built-in-roles
-(General: Contributor; Privileged: Role Based Access Control Administrator; Storage; Containers;
-Security: Key Vault Crypto User).
+The role GUIDs themselves live in `stacks/roles.py`, shared with the main program.
 """
 
 from __future__ import annotations
 
-CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
-RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"  # Role Based Access Control Administrator
-STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
-KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
-ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
-AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
-AKS_RBAC_ADMIN = "3498e952-d568-435e-9b2c-8d77e338d7f7"
-AKS_RBAC_WRITER = "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb"
-AKS_RBAC_READER = "7f6c6a51-bcf8-42ba-9220-52d62157d7db"
+from stacks.roles import (
+    ACR_PULL,
+    AKS_RBAC_ADMIN,
+    AKS_RBAC_CLUSTER_ADMIN,
+    AKS_RBAC_READER,
+    AKS_RBAC_WRITER,
+    CONTRIBUTOR,
+    KEY_VAULT_CRYPTO_USER,
+    RBAC_ADMINISTRATOR,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
+    STORAGE_BLOB_DATA_READER,
+    role_definition_id,
+)
+
+__all__ = [
+    "ACR_PULL",
+    "AKS_RBAC_ADMIN",
+    "AKS_RBAC_CLUSTER_ADMIN",
+    "AKS_RBAC_READER",
+    "AKS_RBAC_WRITER",
+    "CONTRIBUTOR",
+    "KEY_VAULT_CRYPTO_USER",
+    "MAIN_PROGRAM_ROLES",
+    "RBAC_ADMINISTRATOR",
+    "STORAGE_BLOB_DATA_CONTRIBUTOR",
+    "STORAGE_BLOB_DATA_READER",
+    "assign_only_condition",
+    "role_definition_id",
+]
 
 #: Roles the main program (`stacks/`) assigns, so the only ones the deploy identity may assign:
 #: AcrPull (kubelet identity on the registry), Storage Blob Data Reader (the service's workload identity
@@ -32,12 +48,6 @@ MAIN_PROGRAM_ROLES = (
     AKS_RBAC_WRITER,
     AKS_RBAC_READER,
 )
-
-
-def role_definition_id(subscription_id: str, role_guid: str) -> str:
-    """ARM id of a built-in role at subscription scope:
-    `/subscriptions/<sub>/providers/Microsoft.Authorization/roleDefinitions/<guid>`."""
-    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
 
 
 def assign_only_condition(role_guids: tuple[str, ...]) -> str:

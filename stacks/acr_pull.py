@@ -7,15 +7,8 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import authorization
 
-# Built-in role "AcrPull" (pull images from a container registry). The GUID is the same in every
-# Azure tenant: https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/containers#acrpull
-ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
-
-
-def role_definition_id(subscription_id: str, role_guid: str = ACR_PULL_ROLE_ID) -> str:
-    """ARM id of a built-in role at subscription scope:
-    `/subscriptions/<sub>/providers/Microsoft.Authorization/roleDefinitions/<guid>`."""
-    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
+from stacks.roles import ACR_PULL as ACR_PULL_ROLE_ID
+from stacks.roles import role_definition_id
 
 
 @dataclass
@@ -42,7 +35,9 @@ class AcrPull(pulumi.ComponentResource):
             f"{name}-assignment",
             principal_id=args.principal_id,
             principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(role_definition_id),
+            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
+                lambda sub: role_definition_id(sub, ACR_PULL_ROLE_ID)
+            ),
             scope=args.registry_id,
             description="AKS kubelet identity pulls the classifier image",
             opts=pulumi.ResourceOptions(parent=self),

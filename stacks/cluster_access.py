@@ -7,14 +7,11 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import authorization
 
-from stacks.acr_pull import role_definition_id
-
-# Built-in role "Azure Kubernetes Service RBAC Cluster Admin" (every Kubernetes action in every
-# namespace): https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/containers
-# #azure-kubernetes-service-rbac-cluster-admin. The narrower "RBAC Admin" (3498e952-...) and "RBAC Writer"
-# (a7ffa36f-...) roles cannot create namespaces, and the program creates one, plus cert-manager's and
-# Traefik's cluster-scoped objects (CRDs, ClusterRoles, webhooks) when TLS is on.
-AKS_RBAC_CLUSTER_ADMIN_ROLE_ID = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+# "Azure Kubernetes Service RBAC Cluster Admin": the narrower "RBAC Admin" and "RBAC Writer" roles cannot
+# create namespaces, and the program creates one, plus cert-manager's and Traefik's cluster-scoped objects
+# (CRDs, ClusterRoles, webhooks) when TLS is on.
+from stacks.roles import AKS_RBAC_CLUSTER_ADMIN as AKS_RBAC_CLUSTER_ADMIN_ROLE_ID
+from stacks.roles import role_definition_id
 
 
 @dataclass

@@ -9,15 +9,12 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import authorization, managedidentity, storage
 
-from stacks.acr_pull import role_definition_id
 from stacks.checkov_skips import skip_arm_checks
+from stacks.roles import STORAGE_BLOB_DATA_CONTRIBUTOR as BLOB_DATA_CONTRIBUTOR_ROLE_ID
+from stacks.roles import STORAGE_BLOB_DATA_READER as BLOB_DATA_READER_ROLE_ID
+from stacks.roles import role_definition_id
 
 CONTAINER = "models"
-# Built-in roles (the same GUIDs in every tenant), Azure built-in roles page, "Storage" section:
-#: Storage Blob Data Reader: read and list blobs (the workload).
-BLOB_DATA_READER_ROLE_ID = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
-#: Storage Blob Data Contributor: read, write and delete blobs (the deployer publishes models).
-BLOB_DATA_CONTRIBUTOR_ROLE_ID = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 #: Audience of the Kubernetes service account token Entra ID accepts for a federated credential
 #: (AKS workload identity docs; azure-workload-identity webhook's default audience).
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"

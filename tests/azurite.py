@@ -1,7 +1,8 @@
-"""The `azurite` fixture: Azurite (tools/emulator.py) for a whole test session; import it into a test module.
+"""The `azurite` fixture: Azurite (tests/harness/emulator.py) for a whole test session; import it into a
+test module.
 
-Without `tools/azurite/node_modules` (`make install` runs `npm ci` there) the tests that need it are skipped,
-except under CI (`CI` set), where that is an error.
+Without `tests/harness/azurite/node_modules` (`make install` runs `npm ci` there) the tests that need it are
+skipped, except under CI (`CI` set), where that is an error.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools.emulator import ACCOUNT, ACCOUNT_KEY, Azurite, free_port, start_azurite, stop_azurite
+from tests.harness.emulator import ACCOUNT, ACCOUNT_KEY, Azurite, free_port, start_azurite, stop_azurite
 
 __all__ = ["ACCOUNT", "ACCOUNT_KEY", "Azurite", "azurite", "free_port"]
 

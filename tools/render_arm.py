@@ -2,7 +2,7 @@
 
     python -m tools.render_arm --stack prod --out build/arm/prod.json
 
-Runs the Pulumi program in-process under mocks (`tools.stack_mocks`) with the stack's own
+Runs the Pulumi program in-process under mocks (`tests.harness.stack_mocks`) with the stack's own
 `Pulumi.<stack>.yaml`. azure-native inputs are the ARM request body in camelCase with `properties`
 flattened (the provider's `x-ms-client-flatten` handling), so each resource is rebuilt as ARM sends it:
 the keys ARM keeps at the top of the body (`location`, `tags`, `identity`, `sku`, `zones`, ... per type)
@@ -154,7 +154,7 @@ def arm_resource(token: str, logical_name: str, inputs: dict[str, Any], skips: d
 def template(run) -> dict[str, Any]:
     """The ARM deployment template of every azure-native resource in a `MockRun`, in declaration order."""
     from stacks.checkov_skips import arm_skips
-    from tools.stack_mocks import _clean, _redact
+    from tests.harness.stack_mocks import _clean, _redact
 
     resources = [
         arm_resource(r.type, r.name, _clean(_redact(r.raw_inputs)), arm_skips(r.urn))
@@ -166,7 +166,7 @@ def template(run) -> dict[str, Any]:
 
 def render(stack: str, out: Path, root: Path = ROOT) -> dict[str, Any]:
     """Write stack `stack`'s template to `out` (JSON); return it."""
-    from tools.stack_mocks import run_program, stack_file_config
+    from tests.harness.stack_mocks import run_program, stack_file_config
 
     document = template(run_program(stack_file_config(stack, root), stack))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
     python -m tools.render_manifests --stack dev --out build/manifests/dev
 
-Runs the Pulumi program in-process under mocks (`tools.stack_mocks`) with the stack's own
+Runs the Pulumi program in-process under mocks (`tests.harness.stack_mocks`) with the stack's own
 `Pulumi.<stack>.yaml`, so no Pulumi CLI, cloud account or cluster is needed. Values only the cloud
 knows are replaced by plausible stand-ins: the image becomes
 `<registry>.azurecr.io/<repository>:<stack>@sha256:<64 hex>`, the registry `aic<stack>x7k2p9`.
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def render(stack: str, out: Path, root: Path = ROOT) -> list[Path]:
     """Write the stack's Kubernetes objects into `out` (emptied of old *.yaml first); return the paths."""
-    from tools.stack_mocks import kubernetes_objects, run_program, stack_file_config
+    from tests.harness.stack_mocks import kubernetes_objects, run_program, stack_file_config
 
     run = run_program(stack_file_config(stack, root), stack)
     out.mkdir(parents=True, exist_ok=True)

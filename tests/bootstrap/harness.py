@@ -1,7 +1,7 @@
 """Run the bootstrap program (`bootstrap/`) in-process under Pulumi mocks.
 
-Reuses the main program's recording monitor and result types from `tools.stack_mocks` (unchanged) and adds
-the cloud's answers for the bootstrap's resource types: a user-assigned identity's client and principal
+Reuses the main program's recording monitor and result types from `tests.harness.stack_mocks` (unchanged) and
+adds the cloud's answers for the bootstrap's resource types: a user-assigned identity's client and principal
 ids, ARM ids of storage accounts, containers, vaults and keys.
 """
 
@@ -18,7 +18,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from bootstrap.config import PROJECT, load_config
-from tools.stack_mocks import (
+from tests.harness.stack_mocks import (
     SUBSCRIPTION_ID,
     TENANT_ID,
     FakeCloud,

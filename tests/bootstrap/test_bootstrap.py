@@ -18,7 +18,7 @@ import yaml
 from bootstrap import roles
 from bootstrap.config import FEDERATION_AUDIENCE, GITHUB_ISSUER, PROJECT
 from tests.bootstrap.harness import IDENTITY_CLIENT_ID, IDENTITY_PRINCIPAL_ID, run_bootstrap
-from tools.stack_mocks import SUBSCRIPTION_ID, TENANT_ID, MockRun
+from tests.harness.stack_mocks import SUBSCRIPTION_ID, TENANT_ID, MockRun
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "octo-org/aks-image-classifier"
@@ -180,7 +180,7 @@ def test_extra_assignable_roles_join_the_condition():
 def test_main_program_assigns_only_roles_the_condition_allows(stack):
     """Every role the main program (`stacks/`, run under its own mocks) assigns is in `MAIN_PROGRAM_ROLES`,
     or the first `pulumi up` from CI would fail with AuthorizationFailed on that assignment."""
-    from tools.stack_mocks import run_program, stack_file_config
+    from tests.harness.stack_mocks import run_program, stack_file_config
 
     main = run_program(stack_file_config(stack, ROOT), stack)
     assigned = {r.inputs["roleDefinitionId"].rsplit("/", 1)[1]

@@ -8,7 +8,7 @@ from bootstrap.config import PROJECT, ConfigError, load_config
 from bootstrap.deploy_identity import credential_name
 from bootstrap.roles import assign_only_condition
 from tests.bootstrap.harness import BASE, run_bootstrap
-from tools.stack_mocks import MockRun
+from tests.harness.stack_mocks import MockRun
 
 REPO_KEY = f"{PROJECT}:githubRepository"
 

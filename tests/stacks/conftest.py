@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.stack_mocks import MockRun, run_program, stack_file_config
+from tests.harness.stack_mocks import MockRun, run_program, stack_file_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.stack_mocks import run_program, stack_file_config
 from tools import render_arm
-from tools.stack_mocks import run_program, stack_file_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "Microsoft.ContainerService/managedClusters"
@@ -180,3 +180,18 @@ def test_cli_writes_the_template_and_rejects_unknown_stacks(tmp_path, capsys):
     assert json.loads(out.read_text())["$schema"] == render_arm.SCHEMA
     assert render_arm.main(["--stack", "nope", "--out", str(tmp_path / "x.json")]) == 2
     assert "Pulumi.nope.yaml" in capsys.readouterr().err
+
+
+def test_readme_and_security_doc_state_the_measured_counts(checkov_report):
+    """The checkov figures the README and docs/security.md show are this run's, per stack."""
+    counts = {stack: {"passed": 0, "failed": 0, "skipped": 0} for stack in ("dev", "prod")}
+    for outcome in counts["dev"]:
+        for check in checkov_report["results"][f"{outcome}_checks"]:
+            counts[Path(check["file_path"]).stem][outcome] += 1
+    expected = ", ".join(
+        f"{stack} {c['passed']} passed / {c['failed']} failed / {c['skipped']} skipped"
+        for stack, c in counts.items()
+    )
+    for doc in ("README.md", "docs/security.md"):
+        text = " ".join((ROOT / doc).read_text().split())
+        assert expected in text, f"{doc} should say: {expected}"

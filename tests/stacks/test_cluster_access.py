@@ -8,8 +8,8 @@ import yaml
 
 from stacks.cluster_access import AKS_RBAC_CLUSTER_ADMIN_ROLE_ID
 from stacks.kubeconfig import AKS_AAD_SERVER_ID, kubelogin_args, kubelogin_kubeconfig
+from tests.harness import stack_mocks as mocks
 from tests.stacks.conftest import run_stack
-from tools import stack_mocks as mocks
 
 AKS = "azure-native:containerservice:ManagedCluster"
 ROLE = "azure-native:authorization:RoleAssignment"

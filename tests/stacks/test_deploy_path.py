@@ -1,4 +1,4 @@
-"""Issue 10: what a real `pulumi preview` / `up` / `refresh` does with the program, beyond what mocks check.
+"""What a real `pulumi preview` / `up` / `refresh` does with the program, beyond what mocks check.
 
 Each test names the rule of the real tool it models (Pulumi engine, a provider's source, an Azure doc).
 """
@@ -20,8 +20,8 @@ from pulumi_azure_native import containerregistry, containerservice, monitor, op
 from stacks.cluster import AGENT_POOL_LABEL, WORKLOAD_POOL
 from stacks.config import DRAIN_MARGIN_S, cpu_millicores
 from stacks.local_image import load_command
+from tests.harness.stack_mocks import MockRun
 from tests.stacks.conftest import ROOT, run_stack
-from tools.stack_mocks import MockRun
 
 AKS = "azure-native:containerservice:ManagedCluster"
 POOL = "azure-native:containerservice:AgentPool"

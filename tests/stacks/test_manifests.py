@@ -12,8 +12,9 @@ import yaml
 
 from stacks.config import load_config
 from tests.conftest import STACKS
-from tools import cert_manager_schema, render_manifests
-from tools.stack_mocks import stack_file_config
+from tests.harness import cert_manager_schema
+from tests.harness.stack_mocks import stack_file_config
+from tools import render_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

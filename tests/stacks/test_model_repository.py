@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks import config as stack_config
 from stacks.config import ConfigError
+from stacks.config import model as model_config
 from stacks.model_repository import BLOB_DATA_CONTRIBUTOR_ROLE_ID, BLOB_DATA_READER_ROLE_ID
+from tests.harness import stack_mocks as mocks
 from tests.stacks.conftest import run_stack
-from tools import stack_mocks as mocks
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "azure-native:storage:StorageAccount"
@@ -210,7 +210,7 @@ def test_local_target_has_no_azure_storage_but_can_read_an_emulator(local):
 def test_model_file_is_a_build_argument(monkeypatch, tmp_path):
     (tmp_path / "mine.pt").write_bytes(b"model")
     (tmp_path / "mine.txt").write_text("a\n")
-    monkeypatch.setattr(stack_config, "MODEL_STORE", tmp_path)
+    monkeypatch.setattr(model_config, "MODEL_STORE", tmp_path)
     run = run_stack("dev", modelFile="mine.pt", modelLabelsFile="mine.txt")
     build_args = run.one("docker-build:index:Image").inputs["buildArgs"]
     assert build_args["MODEL_FILE"] == "mine.pt" and build_args["MODEL_LABELS_FILE"] == "mine.txt"
@@ -245,7 +245,7 @@ def test_config_mistakes_name_the_key(overrides, message):
 
 def test_model_file_and_model_uri_together_are_refused(monkeypatch, tmp_path):
     (tmp_path / "mine.pt").write_bytes(b"model")
-    monkeypatch.setattr(stack_config, "MODEL_STORE", tmp_path)
+    monkeypatch.setattr(model_config, "MODEL_STORE", tmp_path)
     with pytest.raises(
         ConfigError, match=r"^aks-image-classifier:modelFile and aks-image-classifier:modelUri"
     ):

@@ -1,4 +1,4 @@
-"""Container Insights that collects: the data collection rule and its association (issue 10, point 7).
+"""Container Insights that collects: the data collection rule and its association.
 
 The `omsagent` add-on with `useAADAuth: "true"` sends data only through a data collection rule with the stream
 `Microsoft-ContainerInsights-Group-Default` associated with the cluster; `az aks enable-addons` creates both,

@@ -1,4 +1,5 @@
-"""The Pulumi CLI's stack-config rules (`tools.pulumi_cli_config`) on the real project and stack files.
+"""The Pulumi CLI's stack-config rules (`tests.harness.pulumi_cli_config`) on the real project and stack
+files.
 
 Mocks hand the program any config; the real CLI first checks the stack against `Pulumi.yaml` and stops
 before the program runs. The rules modelled here follow pulumi/pulumi `sdk/go/common/workspace`
@@ -15,8 +16,7 @@ import pytest
 import yaml
 
 from stacks.config import ConfigError, load_config
-from tests.stacks.conftest import ROOT
-from tools.pulumi_cli_config import (
+from tests.harness.pulumi_cli_config import (
     CliConfigError,
     StackValue,
     apply_project_config,
@@ -24,7 +24,8 @@ from tools.pulumi_cli_config import (
     load_stack_values,
     validate_project,
 )
-from tools.stack_mocks import known_stacks, run_program
+from tests.harness.stack_mocks import known_stacks, run_program
+from tests.stacks.conftest import ROOT
 
 PROJECT = load_project(ROOT)
 #: The `apiKey` declaration before this rule was modelled: typed, secret, no default.

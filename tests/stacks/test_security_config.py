@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stacks.config import ConfigError
+from tests.harness.stack_mocks import MockRun, run_program, stack_file_config
 from tests.stacks.conftest import ROOT
-from tools.stack_mocks import MockRun, run_program, stack_file_config
 
 P = "aks-image-classifier"
 

@@ -7,8 +7,8 @@ import re
 from pulumi.output import Unknown
 
 from stacks.acr_pull import ACR_PULL_ROLE_ID
+from tests.harness import stack_mocks as mocks
 from tests.stacks.conftest import run_stack
-from tools import stack_mocks as mocks
 
 ACR = "azure-native:containerregistry:Registry"
 AKS = "azure-native:containerservice:ManagedCluster"

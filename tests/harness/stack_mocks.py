@@ -322,13 +322,14 @@ def run_program(
 def stack_file_config(stack: str, root: str | os.PathLike[str] = ".") -> dict[str, Any]:
     """The config the Pulumi CLI would hand the program for stack `stack` (full keys): `Pulumi.<stack>.yaml`
     checked and merged with the defaults of `Pulumi.yaml` by the CLI's own rules
-    (`tools.pulumi_cli_config.apply_project_config`; raises its `CliConfigError` where the CLI would stop).
+    (`tests.harness.pulumi_cli_config.apply_project_config`; raises its `CliConfigError` where the CLI would
+    stop).
 
     Scalars are text as the CLI passes them, lists decoded. Secure values (`{secure: ...}`) are returned as
     the placeholder `"<secret>"`: they cannot be decrypted without the stack's secrets provider. Raises
     `FileNotFoundError` for a stack without a file (`pulumi_cli_config` handles a brand-new stack).
     """
-    from tools.pulumi_cli_config import apply_project_config, load_project, load_stack_values
+    from tests.harness.pulumi_cli_config import apply_project_config, load_project, load_stack_values
 
     path = Path(root) / f"Pulumi.{stack}.yaml"
     if not path.is_file():

@@ -1,5 +1,6 @@
-"""Azurite (the Azure Storage emulator, npm `azurite`, installed into tools/azurite by `make install`): a real
-Blob API on 127.0.0.1 for the model repository tests (tests/azurite.py) and `python -m bench.model_startup`.
+"""Azurite (the Azure Storage emulator, npm `azurite`, installed into tests/harness/azurite by
+`make install`): a real Blob API on 127.0.0.1 for the model repository tests (tests/azurite.py) and
+`python -m bench.model_startup`.
 
 The emulator runs in memory (`--inMemoryPersistence`), on a free port, without telemetry, and with
 `--skipApiVersionCheck` (newer `azure-storage-blob` releases send API versions Azurite may not know yet).
@@ -13,8 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-AZURITE_BLOB = ROOT / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+HERE = Path(__file__).resolve().parent
+AZURITE_BLOB = HERE / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 ACCOUNT = "devstoreaccount1"
 #: The emulator's well-known account key (Azurite README, "Default Storage Account"); public by design.
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -65,7 +66,9 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = START
 def start_azurite() -> Azurite:
     """Start `azurite-blob` on a free port and wait until it accepts connections."""
     if not AZURITE_BLOB.exists():
-        raise FileNotFoundError(f"{AZURITE_BLOB} is missing: run `make install` (npm ci in tools/azurite)")
+        raise FileNotFoundError(
+            f"{AZURITE_BLOB} is missing: run `make install` (npm ci in tests/harness/azurite)"
+        )
     port = free_port()
     process = subprocess.Popen(
         [str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",

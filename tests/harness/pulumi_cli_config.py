@@ -1,8 +1,8 @@
 """The Pulumi CLI's stack-config rules, applied to `Pulumi.yaml` and `Pulumi.<stack>.yaml` without the CLI.
 
 Before any program runs, `pulumi preview` / `pulumi up` checks the project's `config:` block and merges it
-into the stack's config. This module reproduces those rules so tests (and `tools.stack_mocks`) refuse what
-the real CLI refuses. It follows pulumi/pulumi `sdk/go/common/workspace`:
+into the stack's config. This module reproduces those rules so tests (and `tests.harness.stack_mocks`) refuse
+what the real CLI refuses. It follows pulumi/pulumi `sdk/go/common/workspace`:
 
 - `Project.Validate` (project.go): a key may not have both `default` and `value`; a project-namespaced
   `array` key needs `items`; a typed default must match its type (`ValidateConfigValue`); a key namespaced

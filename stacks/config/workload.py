@@ -1,0 +1,170 @@
+"""The Kubernetes workload's settings: replicas and HPA bounds, container resources, batching, timeouts, the
+load balancer's source ranges and the API key."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stacks.config.quantities import CPU, MEMORY, cpu_millicores, memory_bytes
+from stacks.config.reader import DNS_LABEL, ConfigError, Reader
+
+MIN_API_KEY_LENGTH = 16
+
+#: Seconds the pod's preStop hook sleeps so endpoints and the Azure load balancer stop routing to it
+#: before SIGTERM (Kubernetes "Pod termination" docs: endpoint removal races the signal).
+PRE_STOP_SLEEP_S = 5
+#: Seconds the service needs after its last request drains (uvicorn shutdown, interpreter exit). The service
+#: has its own copy (service/server.py `DRAIN_MARGIN_S`, its uvicorn graceful-shutdown margin);
+#: tests/stacks/test_deploy_path.py keeps the two equal.
+DRAIN_MARGIN_S = 5
+
+
+@dataclass(frozen=True)
+class WorkloadSettings:
+    """The Kubernetes workload: replica bounds, container resources, HPA and service settings."""
+
+    app_name: str
+    namespace: str
+    replicas: int
+    min_replicas: int
+    max_replicas: int
+    target_cpu_utilization: int  # percent of the CPU request, which equals the limit (what the pod can use)
+    scale_down_stabilization_s: int
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    model_name: str
+    model_version: str
+    model_arch: str
+    max_batch_size: int
+    max_batch_delay_ms: int
+    max_queue: int
+    request_timeout_ms: int
+    termination_grace_s: int
+    allowed_source_ranges: tuple[str, ...] = ()
+
+    @property
+    def torch_threads(self) -> int:
+        """TORCH_THREADS: the CPU limit in whole cores, rounded up (at least 1)."""
+        return max(1, -(-cpu_millicores(self.cpu_limit) // 1000))
+
+
+def _request_and_limit(
+    r: Reader,
+    kind: str,
+    pattern: re.Pattern,
+    what: str,
+    amount: Callable[[str], float],
+    why: str = "",
+) -> tuple[str, str]:
+    """`<kind>Request` and `<kind>Limit`: request > 0, limit >= request (compared by `amount`)."""
+    request_key, limit_key = f"{kind}Request", f"{kind}Limit"
+    request = r.match(request_key, pattern, what)
+    limit = r.match(limit_key, pattern, what)
+    if amount(request) <= 0:
+        raise ConfigError(f"{r.key(request_key)} must be > 0{why}, got {request!r}")
+    if amount(limit) < amount(request):
+        raise ConfigError(f"{r.key(limit_key)} ({limit}) must be >= {r.key(request_key)} ({request})")
+    return request, limit
+
+
+def _resources(r: Reader) -> tuple[str, str, str, str]:
+    """CPU and memory request/limit. The CPU limit must equal the request: the HPA's utilisation is a
+    percentage of the request (Kubernetes "Horizontal Pod Autoscaling": resource metrics), so with a 1-CPU
+    request and a 2-CPU limit a 70 % target scales out at 0.7 CPU, a third of what one pod can use. With
+    request = limit the target is a share of the pod's real capacity, and the CFS quota the service sizes its
+    threads from is the same number."""
+    cpu = _request_and_limit(
+        r, "cpu", CPU, "CPU quantity (e.g. 500m, 1, 1.5)", cpu_millicores, " (the HPA scales on it)"
+    )
+    if cpu_millicores(cpu[1]) != cpu_millicores(cpu[0]):
+        raise ConfigError(
+            f"{r.key('cpuLimit')} ({cpu[1]}) must equal {r.key('cpuRequest')} ({cpu[0]}): the HPA's "
+            f"{r.key('targetCpuUtilization')} is a percentage of the request, so a higher limit makes it "
+            "scale out before a pod is busy"
+        )
+    memory = _request_and_limit(r, "memory", MEMORY, "memory quantity (e.g. 512Mi, 2Gi)", memory_bytes)
+    return (*cpu, *memory)
+
+
+def _source_ranges(r: Reader) -> tuple[str, ...]:
+    """`allowedSourceRanges`: CIDRs the load balancer admits; empty admits everyone."""
+    return r.cidrs("allowedSourceRanges")
+
+
+def api_key(r: Reader, is_secret: Callable[[str], bool]) -> Any:
+    """`apiKey` (optional, default ""): at least 16 characters, stored encrypted in the stack (`pulumi config
+    set --secret`); returned wrapped as a Pulumi secret Output.
+
+    `Pulumi.yaml` cannot declare it `secret: true`: the CLI then demands an encrypted value in every stack,
+    since a default is plaintext (pulumi/pulumi workspace `validateStackConfigValue`), so the program makes
+    the check itself: a plaintext value is refused, naming the key.
+    """
+    value = r.str("apiKey")
+    if value is None:
+        return None
+    if not is_secret(r.key("apiKey")):
+        raise ConfigError(
+            f"{r.key('apiKey')} is stored in plain text in the stack file: set it with "
+            "`pulumi config set --secret apiKey <key>`"
+        )
+    if len(value) < MIN_API_KEY_LENGTH or value != value.strip():
+        raise ConfigError(
+            f"{r.key('apiKey')} must be at least {MIN_API_KEY_LENGTH} characters without surrounding spaces "
+            f"(set it with `pulumi config set --secret apiKey <key>`)"
+        )
+    import pulumi
+
+    return pulumi.Output.secret(value)
+
+
+def workload_settings(r: Reader) -> WorkloadSettings:
+    min_replicas = r.int("minReplicas", minimum=1, maximum=1000)
+    max_replicas = r.int("maxReplicas", minimum=1, maximum=1000)
+    if min_replicas > max_replicas:
+        raise ConfigError(
+            f"{r.key('minReplicas')} ({min_replicas}) must be <= {r.key('maxReplicas')} ({max_replicas})"
+        )
+    replicas = r.int("replicas", minimum=0) or min_replicas
+    if not min_replicas <= replicas <= max_replicas:
+        raise ConfigError(
+            f"{r.key('replicas')} ({replicas}) must lie within "
+            f"[{r.key('minReplicas')}, {r.key('maxReplicas')}] = [{min_replicas}, {max_replicas}]"
+        )
+    cpu_request, cpu_limit, memory_request, memory_limit = _resources(r)
+    request_timeout_ms = r.int("requestTimeoutMs", minimum=1, maximum=600_000)
+    termination_grace_s = r.int("terminationGracePeriodSeconds", minimum=10, maximum=600)
+    drain_s = PRE_STOP_SLEEP_S + math.ceil(request_timeout_ms / 1000) + DRAIN_MARGIN_S
+    if termination_grace_s < drain_s:
+        raise ConfigError(
+            f"{r.key('terminationGracePeriodSeconds')} ({termination_grace_s}) must be >= {drain_s}: "
+            f"preStop {PRE_STOP_SLEEP_S} s + {r.key('requestTimeoutMs')} ({request_timeout_ms} ms) + "
+            f"{DRAIN_MARGIN_S} s, or Kubernetes kills the pod while requests are still draining"
+        )
+    return WorkloadSettings(
+        app_name=r.match("appName", DNS_LABEL, "DNS label (RFC 1123)"),
+        namespace=r.match("namespace", DNS_LABEL, "namespace name (RFC 1123 label)"),
+        replicas=replicas,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        target_cpu_utilization=r.int("targetCpuUtilization", minimum=1, maximum=100),
+        scale_down_stabilization_s=r.int("scaleDownStabilizationSeconds", minimum=0, maximum=3600),
+        cpu_request=cpu_request,
+        cpu_limit=cpu_limit,
+        memory_request=memory_request,
+        memory_limit=memory_limit,
+        model_name=r.required("modelName"),
+        model_version=r.required("modelVersion"),
+        model_arch=r.required("modelArch"),
+        max_batch_size=r.int("maxBatchSize", minimum=1, maximum=1024),
+        max_batch_delay_ms=r.int("maxBatchDelayMs", minimum=0, maximum=10_000),
+        max_queue=r.int("maxQueue", minimum=1, maximum=100_000),
+        request_timeout_ms=request_timeout_ms,
+        termination_grace_s=termination_grace_s,
+        allowed_source_ranges=_source_ranges(r),
+    )
