@@ -25,6 +25,7 @@ The budget of request bodies (``MemoryPlan``), every term in bytes::
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 from dataclasses import dataclass, field
@@ -228,3 +229,17 @@ class BodyBudget:
     def release(self, nbytes: int) -> None:
         """Give back ``nbytes`` reserved earlier."""
         self.reserved = max(0, self.reserved - nbytes)
+
+
+def minimum_limit(*, footprint: int, max_batch_size: int, crop_size: int, max_queue: int,
+                  decode_threads: int, max_image_pixels: int, max_connections: int,
+                  max_body_bytes: int) -> int:
+    """The smallest limit (bytes) whose ``MemoryPlan`` is ``sufficient``: room for ``footprint``, the
+    ``fixed_terms``, the headroom and ``MIN_BODIES`` maximal bodies counted ``BODY_COPIES`` times,
+    ``ceil((footprint + terms + MIN_BODIES x BODY_COPIES x max_body_bytes) / (1 - HEADROOM_FRACTION))``.
+    The stack checks ``memoryLimit`` against it (stacks/config/workload.py)."""
+    terms = fixed_terms(max_batch_size=max_batch_size, crop_size=crop_size, max_queue=max_queue,
+                        decode_threads=decode_threads, max_image_pixels=max_image_pixels,
+                        max_connections=max_connections)
+    needed = footprint + sum(terms.values()) + MIN_BODIES * BODY_COPIES * max_body_bytes
+    return math.ceil(needed / (1 - HEADROOM_FRACTION))

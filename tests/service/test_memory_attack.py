@@ -61,11 +61,12 @@ def _vm_hwm(pid: int) -> int:
 
 class Legit:
     """A thread that POSTs ``photo`` every ``LEGIT_EVERY_S`` and records (status, JSON error code) or
-    the transport error's name."""
+    the transport error's name, then ``/readyz``'s status."""
 
     def __init__(self, url: str, photo: bytes) -> None:
         self.url, self.photo = url, photo
         self.results: list[tuple[int | str, str | None]] = []
+        self.ready: list[int | str] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -84,6 +85,10 @@ class Legit:
                     except json.JSONDecodeError:
                         code = "not json: " + r.text[:80]
                 self.results.append((r.status_code, code))
+                try:  # readiness does not depend on the budget: a shedding pod keeps its traffic
+                    self.ready.append(client.get("/readyz").status_code)
+                except httpx.TransportError as error:
+                    self.ready.append(type(error).__name__)
 
 
 async def _attacker(port: int, body: memoryview, until: float, outcomes: dict[str, int]) -> None:
@@ -157,12 +162,13 @@ def test_upload_flood_in_a_2_gib_cgroup_sheds_with_json_503_and_is_never_oom_kil
               f"alone, {attack_peak / 2**20 if attack_peak else float('nan'):.0f} MiB after the flood; "
               f"cgroup peak {group_peak / 2**20 if group_peak else float('nan'):.0f} MiB of "
               f"{LIMIT / 2**20:.0f}; OOM kills {oom_kills}\nattack uploads: {outcomes}\n"
-              f"legitimate: {_summary(legit.results)}")
+              f"legitimate: {_summary(legit.results)}; /readyz: {_summary([(x, None) for x in legit.ready])}")
     assert alive and oom_kills == 0, f"service died (exit {service.proc.returncode}, OOM kills {oom_kills})"
     assert baseline and all(status == 200 for status, _ in baseline), baseline
     wrong = [(s, c) for s, c in legit.results
              if s != 200 and not ((s == 503 and c in SHED_CODES) or s == 429)]
     assert not wrong, f"legitimate requests not 200 / JSON 503 / 429: {wrong[:10]}"
+    assert set(legit.ready) == {200}, _summary([(status, None) for status in legit.ready])
     served = sum(s == 200 for s, _ in legit.results)
     assert served > len(baseline), "no legitimate request served under attack"
     assert any("503" in outcome for outcome in outcomes), outcomes  # the flood was shed, not absorbed
