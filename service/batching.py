@@ -11,7 +11,10 @@ decode raises). While a pass runs, a *full* batch is queued right behind it, so 
 inference thread goes from one pass to the next without waiting for the event loop; a partial batch
 waits for the pass to end (and may still fill up). Admission is bounded (``max_queue`` images admitted
 and not yet in or queued for a forward pass -> ``Overloaded``, HTTP 503 with ``Retry-After``) and every
-item has a deadline (``request_timeout_ms``, decoding included -> ``InferenceTimeout``, 504).
+item has a deadline (``request_timeout_ms``, decoding included -> ``InferenceTimeout``, 504). A request
+that gives up (deadline, an error, its client gone: the handler is cancelled) leaves the queue at once.
+``failure`` says why the batcher cannot answer (readiness turns 503 on it): its collector task has
+stopped, or the inference thread has had a pass for ``stall_s`` without finishing one.
 """
 
 from __future__ import annotations
@@ -66,12 +69,14 @@ class Batcher:
     def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor], *, max_batch_size: int,
                  max_batch_delay_ms: float, max_queue: int, request_timeout_ms: float,
                  collate: Collate = stack, metrics: Metrics | None = None,
-                 executor: ThreadPoolExecutor | None = None) -> None:
+                 executor: ThreadPoolExecutor | None = None, stall_s: float | None = None) -> None:
         """``collate`` turns a batch's tensors into ``predict``'s input (``Preprocessor.collate`` in the
         service). ``executor``: the one thread every torch op of the model runs on (default: a new
         one); the batcher owns it from here and shuts it down in ``stop()``. Collating runs there too:
         once a second thread runs a parallel torch op, OpenMP throttles its spin-waits for every
-        thread (more threads than CPUs) and forward passes get ~30 % slower (docs/performance.md)."""
+        thread (more threads than CPUs) and forward passes get ~30 % slower (docs/performance.md).
+        ``stall_s``: how long the inference thread may work without finishing a pass before ``failure``
+        reports it (s; default ``request_timeout_ms``)."""
         self._predict = predict
         self._collate = collate
         self.max_batch_size = max_batch_size
@@ -86,6 +91,9 @@ class Batcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = executor
+        self.stall_s = stall_s if stall_s is not None else self.timeout
+        self._thread_jobs = 0  # collate + predict calls handed to the inference thread, not finished
+        self._progress_at = 0.0  # time.monotonic(): the thread last finished a call, or got one while idle
 
     @property
     def depth(self) -> int:
@@ -104,19 +112,48 @@ class Batcher:
         one full batch queued behind it)."""
         return len(self._passes)
 
+    @property
+    def failure(self) -> str | None:
+        """Why this batcher cannot answer requests, or ``None`` while it can: not started (or stopped),
+        its collector task has ended (an exception, a cancellation), or the inference thread has had
+        a forward pass for more than ``stall_s`` without finishing one (hung in the model)."""
+        if self._task is None:
+            return "the batcher is not running"
+        if self._task.done():
+            return "the batcher's collector task has stopped"
+        stuck = time.monotonic() - self._progress_at
+        if self._thread_jobs and stuck > self.stall_s:
+            return (f"the inference thread has not finished a forward pass for {stuck:.1f} s "
+                    f"(over {self.stall_s:.1f} s: INFERENCE_STALL_MS)")
+        return None
+
     async def start(self) -> None:
         """Start the collector task on the running loop and the inference thread."""
         self._wakeup = asyncio.Event()
         self._executor = self._executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._task = asyncio.create_task(self._run(), name="batcher")
+        self._task.add_done_callback(self._collector_ended)
+
+    def _collector_ended(self, task: asyncio.Task) -> None:
+        """The collector task ended: unless ``stop()`` cancelled it, log why and answer every waiting
+        item with ``NotReady`` (503) at once instead of letting them run into their deadline."""
+        if task is not self._task:  # stopped: stop() answers the items
+            return
+        error = None if task.cancelled() else task.exception()
+        logger.error("the batcher's collector task has stopped: %r; readiness is 503", error,
+                     exc_info=error)
+        for item in [*self._waiting, *self._parked, *self._collecting]:
+            if not item.future.done():
+                item.future.set_exception(NotReady("the batcher has stopped"))
 
     async def stop(self) -> None:
         """Stop collecting; pending items fail with ``NotReady`` (503)."""
         passes = [item for items in self._passes.values() for item in items]
         pending = [*passes, *self._collecting, *self._parked, *self._waiting]  # before cancelling
-        for task in [task for task in (self._task, *self._passes) if task]:
+        collector, self._task = self._task, None
+        for task in [task for task in (collector, *self._passes) if task]:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a dead collector's error: logged
                 await task
         self._waiting.clear()
         self._parked.clear()
@@ -126,7 +163,7 @@ class Batcher:
                 item.future.set_exception(NotReady("server is shutting down"))
         if self._executor:  # wait for a forward pass in progress without blocking the event loop
             await asyncio.to_thread(self._executor.shutdown, wait=True)
-        self._task = self._executor = None
+        self._executor = None
 
     async def submit(self, inputs: Sequence[Input], *, normalized: bool = False) -> list[torch.Tensor]:
         """Admit ``inputs`` (tensors ``[3, H, W]`` or coroutines making them) and return their rows
@@ -159,21 +196,35 @@ class Batcher:
             return rows
         except TimeoutError:
             if self._metrics:
-                self._metrics.rejected.labels(reason="timeout").inc(len(items))
+                self._metrics.reject("timeout", len(items))
             raise InferenceTimeout(f"no result within {self.timeout * 1000:.0f} ms (REQUEST_TIMEOUT_MS)"
                                    ) from None
+        except asyncio.CancelledError:  # the handler was cancelled: its client left, or shutdown
+            if self._metrics:
+                self._metrics.reject("cancelled", sum(map(_unanswered, items)))
+            raise
         finally:  # on any way out, a sibling image still queued or decoding is dropped
+            self._drop({item for item in items if _unanswered(item)})
             for item in items:
                 item.input.cancel()
                 if not item.future.cancel() and not item.future.cancelled():
                     item.future.exception()  # done: mark a sibling's error as seen (no asyncio warning)
+
+    def _drop(self, abandoned: set[_Item]) -> None:
+        """Take items whose request gave up out of the queue now: their slots under ``max_queue`` are
+        free for the next request (a pass already running keeps its own)."""
+        if not abandoned:
+            return
+        self._waiting = deque(item for item in self._waiting if item not in abandoned)
+        self._parked -= abandoned
+        self._collecting = [item for item in self._collecting if item not in abandoned]
 
     def _admit(self, n: int) -> None:
         if self._wakeup is None or self._task is None or self._task.done():
             raise NotReady("model is not ready")
         if self.depth + n > self.max_queue:
             if self._metrics:
-                self._metrics.rejected.labels(reason="queue_full").inc(n)
+                self._metrics.reject("queue_full", n)
             raise Overloaded(f"queue is full ({self.max_queue} images waiting, MAX_QUEUE); retry shortly",
                              headers={"Retry-After": "1"})
 
@@ -250,6 +301,9 @@ class Batcher:
             tensor = item.input.result()
             groups.setdefault((item.normalized, *tensor.shape, tensor.dtype), []).append(item)
         for (normalized, *_), items in groups.items():
+            if not self._thread_jobs:
+                self._progress_at = time.monotonic()  # the idle thread gets work: the stall clock starts
+            self._thread_jobs += 1
             try:
                 result, started, seconds = await loop.run_in_executor(
                     self._executor, self._collate_and_predict, [item.input.result() for item in items],
@@ -261,6 +315,9 @@ class Batcher:
                     if not item.future.done():
                         item.future.set_exception(error)
                 continue
+            finally:
+                self._thread_jobs -= 1
+                self._progress_at = time.monotonic()
             if self._metrics:
                 self._metrics.batch_size.observe(len(items))
                 self._metrics.inference_seconds.observe(seconds)
@@ -288,6 +345,12 @@ def _as_future(value: Input, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
         future.set_result(value)
         return future
     return asyncio.ensure_future(value, loop=loop)
+
+
+def _unanswered(item: _Item) -> bool:
+    """``item`` got neither a result nor an error (its future is pending, or cancelled by ``gather``
+    when the request gave up)."""
+    return not item.future.done() or item.future.cancelled()
 
 
 def _decoded(item: _Item) -> bool:

@@ -1,5 +1,5 @@
 """AKS cluster: managed identity, Entra ID + Azure RBAC, CNI Overlay + network policy, workload identity,
-Container Insights, ephemeral OS disks."""
+Container Insights, managed Prometheus and KEDA add-ons, ephemeral OS disks."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from pulumi_azure_native import containerservice, operationalinsights
 from stacks.checkov_skips import skip_arm_checks
 from stacks.config import ClusterSettings, SecuritySettings
 from stacks.kubeconfig import kubelogin_kubeconfig
+from stacks.node_pools import POOL_LABEL, WORKLOAD_POOL_ROLE, PoolShape, check_system_pool, workload_pool_name
 
 SYSTEM_POOL = "system"
-WORKLOAD_POOL = "workload"
-#: Label AKS puts on every node with its pool's name (AKS "Use labels": reserved system labels); the workload
-#: pods select the workload pool with it.
-AGENT_POOL_LABEL = "kubernetes.azure.com/agentpool"
+#: The node selector of the workload's pods: a label every version of the workload pool carries.
+WORKLOAD_NODE_SELECTOR = {POOL_LABEL: WORKLOAD_POOL_ROLE}
 
 
 @dataclass
@@ -42,12 +41,17 @@ class Cluster(pulumi.ComponentResource):
     """An AKS cluster with a small system pool inline and the workload pool as a separate `AgentPool`.
 
     Inline pools cannot be added or changed after creation (pulumi-azure-native#579, #2719), so only
-    the system pool lives in `agent_pool_profiles`. Access is Entra ID with Azure RBAC for Kubernetes
+    the system pool lives in `agent_pool_profiles`; a change to it fails with the manual step
+    (`stacks.node_pools.check_system_pool`). The workload pool's name is versioned by its shape
+    (`stacks.node_pools.workload_pool_name`): a new VM size, disk or zone list creates a new pool before
+    the old one is deleted. Access is Entra ID with Azure RBAC for Kubernetes
     (managed AAD profile); local accounts (the admin certificate) exist only if `security.local_accounts`.
     The provider kubeconfig signs in through kubelogin (`stacks.kubeconfig`) and holds no credential.
 
     Outputs: `cluster_name`, `cluster_id` (ARM id), `kubelet_object_id` (the kubelet identity's Entra
-    object id, for AcrPull), `oidc_issuer_url`, `kubeconfig` (secret, YAML text, no credential in it).
+    object id, for AcrPull), `oidc_issuer_url`, `kubeconfig` (secret, YAML text, no credential in it; it
+    `workload_pool_name`, `system_pool` (the stack's system pool, after `check_system_pool`: raises
+    `ConfigError` when Azure runs another).
     """
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
@@ -55,6 +59,18 @@ class Cluster(pulumi.ComponentResource):
         s, sec = args.settings, args.security
         child = pulumi.ResourceOptions(parent=self)
         zones = list(s.zones) or None
+        system_shape, workload_shape = (
+            PoolShape(
+                vm_size=vm_size,
+                os_sku=containerservice.OSSKU.AZURE_LINUX.value,
+                os_disk_type=sec.os_disk_type,
+                os_disk_size_gb=sec.os_disk_size_gb,
+                max_pods=sec.max_pods,
+                zones=tuple(s.zones),
+                encryption_at_host=sec.encryption_at_host,
+            )
+            for vm_size in (s.system_vm_size, s.node_vm_size)
+        )
         nodes = {  # the same hardening for both pools
             "os_disk_type": sec.os_disk_type,
             "os_disk_size_gb": sec.os_disk_size_gb,
@@ -128,15 +144,26 @@ class Cluster(pulumi.ComponentResource):
                 # Said explicitly (CKV_AZURE_8): the dashboard would be a second, unaudited way in.
                 "kubeDashboard": containerservice.ManagedClusterAddonProfileArgs(enabled=False),
             },
+            # Managed Prometheus's add-on (ama-metrics); it ships to the workspace through the data collection
+            # rule associated in `stacks.prometheus` (Azure/prometheus-collector AddonBicepTemplate
+            # `nested_azuremonitormetrics_profile_clusterResourceId.bicep`: `azureMonitorProfile.metrics`).
+            azure_monitor_profile=containerservice.ManagedClusterAzureMonitorProfileArgs(
+                metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(enabled=True)
+            ),
+            # The KEDA add-on (operator and metrics server in kube-system): `stacks.keda` scales the workload.
+            workload_auto_scaler_profile=containerservice.ManagedClusterWorkloadAutoScalerProfileArgs(
+                keda=containerservice.ManagedClusterWorkloadAutoScalerProfileKedaArgs(enabled=True)
+            ),
             auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=s.upgrade_channel,
                 node_os_upgrade_channel=containerservice.NodeOSUpgradeChannel.NODE_IMAGE,
             ),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=cluster_ignore_changes(s)),
         )
+        self.workload_pool_name = workload_pool_name(workload_shape)
         self.workload_pool = containerservice.AgentPool(
-            f"{name}-{WORKLOAD_POOL}",
-            agent_pool_name=WORKLOAD_POOL,
+            f"{name}-workload",
+            agent_pool_name=self.workload_pool_name,
             resource_group_name=args.resource_group_name,
             resource_name_=self.cluster.name,
             mode=containerservice.AgentPoolMode.USER,
@@ -150,8 +177,13 @@ class Cluster(pulumi.ComponentResource):
             max_count=s.node_max_count,
             availability_zones=zones,
             orchestrator_version=s.kubernetes_version,
+            node_labels=dict(WORKLOAD_NODE_SELECTOR),
             **nodes,
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=pool_ignore_changes(s)),
+            # Create-before-delete (Pulumi's default, said here because the drain depends on it): a new
+            # name creates the new pool, and the old one is deleted last, drained under the PDB.
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=pool_ignore_changes(s), delete_before_replace=False
+            ),
         )
         skip_arm_checks(self.cluster, _cluster_skips(sec))
         skip_arm_checks(self.workload_pool, _pool_skips(sec))
@@ -167,6 +199,12 @@ class Cluster(pulumi.ComponentResource):
         kubeconfig = pulumi.Output.all(credentials.apply(decode_kubeconfig), args.tenant_id).apply(
             lambda a: kubelogin_kubeconfig(a[0], sec.kubelogin_mode, a[1])
         )
+        # What Azure reports for the system pool (state after the last `up` or `refresh`) against the stack
+        # file: a difference fails the update naming the key and the manual step. Not folded into the
+        # kubeconfig: an unknown value there in a preview would make the Kubernetes provider unknown too.
+        self.system_pool: pulumi.Output[dict] = self.cluster.agent_pool_profiles.apply(
+            lambda profiles: check_system_pool(system_shape, s.system_node_count, profiles)
+        )
         self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig)
         self.register_outputs(
             {
@@ -175,6 +213,8 @@ class Cluster(pulumi.ComponentResource):
                 "kubelet_object_id": self.kubelet_object_id,
                 "oidc_issuer_url": self.oidc_issuer_url,
                 "kubeconfig": self.kubeconfig,
+                "workload_pool_name": self.workload_pool_name,
+                "system_pool": self.system_pool,
             }
         )
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from stacks.config.cluster import LOCAL_DISK_GIB, OS_DISK_TYPES
-from stacks.config.reader import DNS_LABEL, PRINCIPAL_TYPES, ConfigError, Reader
+from stacks.config.reader import DNS_LABEL, ConfigError, Reader
 
 #: `kubelogin get-token --login` modes that work without a browser (Azure/kubelogin README, "Login modes").
 KUBELOGIN_MODES = ("azurecli", "workloadidentity", "spn", "msi", "azd")
@@ -27,7 +27,6 @@ class SecuritySettings:
 
     local_accounts: bool
     kubelogin_mode: str
-    deployer_principal_type: str
     authorized_ip_ranges: tuple[str, ...]
     os_disk_type: str
     os_disk_size_gb: int
@@ -89,7 +88,6 @@ def security_settings(r: Reader, target: str, vm_sizes: tuple[str, ...]) -> Secu
     return SecuritySettings(
         local_accounts=r.bool("localAccounts"),
         kubelogin_mode=r.choice("kubeloginMode", KUBELOGIN_MODES),
-        deployer_principal_type=r.choice("deployerPrincipalType", PRINCIPAL_TYPES),
         authorized_ip_ranges=ranges,
         os_disk_type=disk_type,
         os_disk_size_gb=disk_size,

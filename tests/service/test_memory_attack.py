@@ -153,7 +153,7 @@ def test_upload_flood_in_a_2_gib_cgroup_sheds_with_json_503_and_is_never_oom_kil
             legit.stop.set()
             legit.thread.join(90)
             if alive:  # every reservation is released once its connection is gone
-                wait_until(lambda: _reserved(service.url) == 0, timeout=30)
+                wait_until(lambda: _reserved(service.metrics_url) == 0, timeout=30)
             log = service.output()
         oom_kills, group_peak = group.oom_kills(), group.peak_bytes()
     budget_line = next((line for line in log.splitlines() if "memory budget:" in line), "(no budget line)")
@@ -175,7 +175,7 @@ def test_upload_flood_in_a_2_gib_cgroup_sheds_with_json_503_and_is_never_oom_kil
 
 
 def _reserved(url: str) -> float:
-    return metric(httpx.get(url + "/metrics", timeout=10).text, "request_body_bytes")
+    return metric(httpx.get(url, timeout=10).text, "request_body_bytes")
 
 
 def _summary(results: list) -> dict[str, int]:
