@@ -94,6 +94,23 @@ class Overloaded(ServiceError):
     code = "overloaded"
 
 
+class MemoryBudgetFull(ServiceError):
+    """503 with ``Retry-After`` and ``Connection: close``: the request body does not fit the memory
+    budget of bodies in flight now (``service.memory``); nothing more of it is read."""
+
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "memory_budget_full"
+
+
+class RequestTimeout(ServiceError):
+    """408 with ``Connection: close``: the body arrived too slowly (``BODY_TIMEOUT_S``,
+    ``MIN_UPLOAD_BYTES_PER_S``); headers too slow (``HEADER_TIMEOUT_S``) are answered by
+    ``service.connections`` in the same JSON shape."""
+
+    status_code = HTTPStatus.REQUEST_TIMEOUT
+    code = "request_timeout"
+
+
 class NotReady(ServiceError):
     """503: the model is not loaded and warmed yet (or the server is shutting down)."""
 

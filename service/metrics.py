@@ -15,6 +15,8 @@ Series (names follow Prometheus conventions: base units, ``_total`` counters):
   queued for a forward pass), ``inference_queue_capacity`` (``MAX_QUEUE``: 503 at depth = capacity) and
   ``model_ready`` (1 once loaded and warmed and the batcher healthy): read at scrape time from the
   running service (``Gauge.set_function``), never written by a request handler;
+- ``request_body_bytes`` (body bytes admitted and in flight) and ``request_body_budget_bytes`` (what the
+  memory budget admits at once, ``service.memory``), read at scrape time too;
 - ``model_info{name, version, format}``.
 
 ``serve_metrics`` serves the registry on ``METRICS_PORT`` (default 9090, container port ``metrics``),
@@ -75,6 +77,10 @@ class Metrics:
                                 "deadline, client disconnected.", [*MODEL_LABELS, "reason"], registry=r)
         self.model_ready = gauge("model_ready", "1 when the model is loaded and warmed and the batcher "
                                  "healthy.")
+        self.body_bytes = Gauge("request_body_bytes", "Request body bytes admitted and in flight.",
+                                registry=r)
+        self.body_budget = Gauge("request_body_budget_bytes", "Request body bytes the memory budget admits "
+                                 "at once.", registry=r)
         self.model_info = Info("model", "The loaded model.", registry=r)
 
     def reject(self, reason: str, images: int) -> None:

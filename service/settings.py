@@ -60,6 +60,17 @@ class Settings(BaseSettings):
                                       "-> 504.")
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Request body limit (bytes) -> 413.")
     max_image_pixels: int = Field(50_000_000, ge=1, description="Decoded width x height limit -> 413.")
+    memory_limit_bytes: int | None = Field(None, ge=1, description="Memory the budget of request bodies "
+                                           "is carved from (bytes); default: the cgroup memory limit, else "
+                                           "physical memory (docs/memory.md).")
+    max_connections: int = Field(512, ge=1, description="Open connections at most; more are answered 503 "
+                                 "JSON and closed.")
+    header_timeout_s: float = Field(20, gt=0, le=600, description="Seconds to receive a request's headers "
+                                    "-> 408.")
+    body_timeout_s: float = Field(20, gt=0, le=600, description="Seconds to receive a body, extended by "
+                                  "1 s per MIN_UPLOAD_BYTES_PER_S bytes received -> 408.")
+    min_upload_bytes_per_s: int = Field(65_536, ge=1, description="Slowest upload rate kept (bytes/s), "
+                                        "after BODY_TIMEOUT_S.")
     torch_threads: int = Field(default_factory=available_cpus, ge=1, description="Intra-op threads.")
     decode_threads: int = Field(default_factory=lambda: min(4, available_cpus()), ge=1,
                                 description="Threads decoding and preprocessing images.")
@@ -98,7 +109,7 @@ class Settings(BaseSettings):
                                        "redirects included (s) -> 504.")
     image_url_max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed, each re-checked.")
 
-    @field_validator("model_path", "model_labels", "api_key", mode="before")
+    @field_validator("model_path", "model_labels", "api_key", "memory_limit_bytes", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         """An empty variable (e.g. ``MODEL_PATH=`` from a Dockerfile default) means "not set"."""

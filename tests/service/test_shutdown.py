@@ -28,9 +28,11 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    """``python -m service`` with ``env`` on a free 127.0.0.1 port; ``__enter__`` waits for /readyz 200."""
+    """``python -m service`` with ``env`` on a free 127.0.0.1 port; ``__enter__`` waits for /readyz 200.
+    ``prefix`` goes before the command (e.g. ``bench.cgroup``'s, to start it in a cgroup)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, prefix: list[str] | None = None) -> None:
+        self.prefix = prefix or []
         self.port, metrics_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -41,7 +43,7 @@ class ServiceProcess:
 
     def __enter__(self) -> ServiceProcess:
         self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen([*self.prefix, sys.executable, "-m", "service"], cwd=ROOT, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

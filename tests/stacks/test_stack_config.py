@@ -107,7 +107,8 @@ def test_local_target_needs_no_location_and_has_no_cluster():
 
 @pytest.mark.parametrize(("limit", "threads"), [("500m", 1), ("1", 1), ("1500m", 2), ("2", 2), ("3.5", 4)])
 def test_torch_threads_is_the_cpu_limit_rounded_up(limit, threads):
-    assert load(cpuRequest=limit, cpuLimit=limit).workload.torch_threads == threads
+    # 4Gi: more CPUs decode more images at once, which memoryLimit must hold (test_memory_limit.py)
+    assert load(cpuRequest=limit, cpuLimit=limit, memoryLimit="4Gi").workload.torch_threads == threads
 
 
 def test_quantity_parsers():
