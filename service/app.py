@@ -28,6 +28,7 @@ from service.routes import health, predict, v2, web
 from service.routes.docs import DOCS_URL, install_docs
 from service.security import install_security
 from service.settings import Settings
+from service.url_fetch import UrlFetcher
 
 logger = logging.getLogger("service")
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, classifier: ImageClassifier | N
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.engine = InferenceEngine(settings, metrics, classifier)
+    app.state.url_fetcher = UrlFetcher.from_settings(settings) if settings.image_url_fetch else None
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=metrics, log_probes=settings.access_log_probes)

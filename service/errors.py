@@ -116,6 +116,35 @@ class InferenceTimeout(ServiceError):
     code = "timeout"
 
 
+class UrlInputDisabled(UnsupportedMediaType):
+    """415: a JSON ``{"url": ...}`` body while ``IMAGE_URL_FETCH`` is off."""
+
+    code = "url_input_disabled"
+
+
+class UrlRefused(ServiceError):
+    """400: an image URL the service will not fetch (scheme, credentials, a non-public or metadata
+    address, too many redirects); the message names the reason (``service.url_policy``)."""
+
+    status_code = HTTPStatus.BAD_REQUEST
+    code = "url_refused"
+
+
+class UrlFetchFailed(ServiceError):
+    """422: the image URL was allowed but gave no image (no such host, connection failed, an HTTP
+    status other than 200, an empty body)."""
+
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "url_fetch_failed"
+
+
+class UrlFetchTimeout(ServiceError):
+    """504: fetching the image URL (every redirect included) took longer than ``IMAGE_URL_TIMEOUT_S``."""
+
+    status_code = HTTPStatus.GATEWAY_TIMEOUT
+    code = "url_timeout"
+
+
 class InferenceFailed(ServiceError):
     """500: the model raised during a forward pass (a bug or a model/input mismatch)."""
 

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import cpus
+from service.url_policy import AllowList
 
 #: ImageNet channel statistics used by every torchvision classification model (torchvision docs,
 #: "ImageNet normalisation"): mean and std of the training set's RGB values scaled to [0, 1].
@@ -87,6 +88,16 @@ class Settings(BaseSettings):
         "auto", description="json: one JSON object per line; text: plain; auto: text on a terminal.")
     docs_enabled: bool = Field(True, description="Serve Swagger UI at /docs (assets bundled, no CDN).")
 
+    # Image URL input (service/url_fetch.py): POST /predict with {"url": ...}; docs/url-input.md.
+    image_url_fetch: bool = Field(False, description="Accept JSON {\"url\": ...} on /predict and show the "
+                                  "page's URL field; off: such a body is a 415.")
+    image_url_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated host names, IP addresses or CIDRs fetched even "
+        "when not public (loopback, private...); cloud metadata addresses never are.")
+    image_url_timeout_s: float = Field(10.0, gt=0, le=300, description="Whole fetch of an image URL, "
+                                       "redirects included (s) -> 504.")
+    image_url_max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed, each re-checked.")
+
     @field_validator("model_path", "model_labels", "api_key", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -99,6 +110,20 @@ class Settings(BaseSettings):
         """``https://a.example,https://b.example`` -> a list; blanks dropped."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("image_url_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        """``images.internal,10.0.0.0/8`` -> a list; blanks dropped."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("image_url_allowed_hosts")
+    @classmethod
+    def _valid_hosts(cls, value: list[str]) -> list[str]:
+        AllowList.parse(value)  # ValueError naming the entry that is no host, IP or CIDR
         return value
 
     @field_validator("log_level", "log_format", mode="before")

@@ -3,6 +3,7 @@ load balancer's source ranges and the API key."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Callable
@@ -47,6 +48,8 @@ class WorkloadSettings:
     request_timeout_ms: int
     termination_grace_s: int
     allowed_source_ranges: tuple[str, ...] = ()
+    image_url_fetch: bool = False  # IMAGE_URL_FETCH: POST /predict with {"url": ...}
+    image_url_allowed_hosts: tuple[str, ...] = ()  # IMAGE_URL_ALLOWED_HOSTS: hosts, IPs or CIDRs let through
 
     @property
     def torch_threads(self) -> int:
@@ -123,6 +126,34 @@ def api_key(r: Reader, is_secret: Callable[[str], bool]) -> Any:
     return pulumi.Output.secret(value)
 
 
+#: A host name (RFC 1123, dots between labels), as `imageUrlAllowedHosts` may name one.
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$", re.I
+)
+
+
+def _url_fetch(r: Reader) -> tuple[bool, tuple[str, ...]]:
+    """`imageUrlFetch` and `imageUrlAllowedHosts` (host names, IP addresses or CIDRs the service may fetch
+    from although they are private, loopback, ...). The hosts need the fetch on: alone they do nothing."""
+    enabled = r.bool("imageUrlFetch")
+    hosts = r.list("imageUrlAllowedHosts")
+    for host in hosts:
+        try:
+            ipaddress.ip_network(host, strict=False)
+        except ValueError:
+            if not _HOST.match(host):
+                raise ConfigError(
+                    f"{r.key('imageUrlAllowedHosts')} entries must be host names, IP addresses or CIDRs; "
+                    f"got {host!r}"
+                ) from None
+    if hosts and not enabled:
+        raise ConfigError(
+            f"{r.key('imageUrlAllowedHosts')} is set but {r.key('imageUrlFetch')} is false: the service "
+            "fetches no URL at all"
+        )
+    return enabled, hosts
+
+
 def workload_settings(r: Reader) -> WorkloadSettings:
     min_replicas = r.int("minReplicas", minimum=1, maximum=1000)
     max_replicas = r.int("maxReplicas", minimum=1, maximum=1000)
@@ -146,6 +177,7 @@ def workload_settings(r: Reader) -> WorkloadSettings:
             f"preStop {PRE_STOP_SLEEP_S} s + {r.key('requestTimeoutMs')} ({request_timeout_ms} ms) + "
             f"{DRAIN_MARGIN_S} s, or Kubernetes kills the pod while requests are still draining"
         )
+    url_fetch, url_hosts = _url_fetch(r)
     return WorkloadSettings(
         app_name=r.match("appName", DNS_LABEL, "DNS label (RFC 1123)"),
         namespace=r.match("namespace", DNS_LABEL, "namespace name (RFC 1123 label)"),
@@ -167,4 +199,6 @@ def workload_settings(r: Reader) -> WorkloadSettings:
         request_timeout_ms=request_timeout_ms,
         termination_grace_s=termination_grace_s,
         allowed_source_ranges=_source_ranges(r),
+        image_url_fetch=url_fetch,
+        image_url_allowed_hosts=url_hosts,
     )

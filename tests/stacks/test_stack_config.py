@@ -18,7 +18,13 @@ from stacks.config import (
 from tests.harness.stack_mocks import MockRun, run_program
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE = {"aks-image-classifier:target": "azure", "azure-native:location": "westeurope"}
+ADMIN = "Group:0f0e0d0c-0b0a-4909-8807-060504030201"
+BASE = {
+    "aks-image-classifier:target": "azure",
+    "azure-native:location": "westeurope",
+    "aks-image-classifier:resourceGroupName": "aic-test",
+    "aks-image-classifier:clusterAdmins": [ADMIN],
+}
 
 
 def load(**values):
@@ -48,7 +54,7 @@ def load(**values):
         # 1.33: upstream end of life 2026-06-28, out of AKS standard support (kubernetes.io/releases).
         ({"kubernetesVersion": "1.33"}, "aks-image-classifier:kubernetesVersion", "1.34 or newer"),
         ({"nodeMinCount": ""}, "aks-image-classifier:nodeMinCount", "integer"),
-        ({"target": "gcp"}, "aks-image-classifier:target", "azure, local"),
+        ({"target": "gcp"}, "aks-image-classifier:target", "azure, containerapps, local"),
         ({"nodeMinCount": "4", "nodeMaxCount": "2"}, "aks-image-classifier:nodeMinCount", "<="),
         ({"maxReplicas": "many"}, "aks-image-classifier:maxReplicas", "integer"),
         ({"replicas": "9", "maxReplicas": "5"}, "aks-image-classifier:replicas", "within"),
