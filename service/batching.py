@@ -24,12 +24,12 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import torch
 
+from service.batch_items import Collate, Input, Item, as_future, decoded, input_done, stack, unanswered
 from service.errors import InferenceFailed, InferenceTimeout, NotReady, Overloaded
 from service.logs import annotate
 from service.metrics import Metrics
@@ -40,28 +40,6 @@ logger = logging.getLogger("service")
 #: (8 of them on 2 threads: ~12 ms); an image still decoding after this (a 50-megapixel PNG takes ~1 s)
 #: joins a later batch instead of holding up its neighbours and the model.
 DECODE_WAIT_S = 0.1
-
-#: What ``submit`` takes per image: a ready tensor ``[3, H, W]`` or a coroutine that makes one.
-Input = torch.Tensor | Awaitable[torch.Tensor]
-
-
-#: ``collate(tensors, normalized)``: N x ``[3, H, W]`` -> the model's input ``[N, 3, H, W]``.
-Collate = Callable[[Sequence[torch.Tensor], bool], torch.Tensor]
-
-
-def stack(tensors: Sequence[torch.Tensor], normalized: bool) -> torch.Tensor:
-    """The default ``Collate``: ``torch.stack``, whatever ``normalized`` says."""
-    return torch.stack(list(tensors))
-
-
-@dataclass(eq=False)
-class _Item:
-    input: asyncio.Future  # -> tensor [3, H, W]; pending while the image is being decoded
-    future: asyncio.Future  # -> result row [C]; the deadline is submit()'s asyncio.timeout_at
-    normalized: bool  # the tensor is already normalised (else uint8 pixels, normalised by collate)
-    ready_at: float = 0.0  # time.monotonic() when its tensor was ready (queue wait starts)
-    pass_size: int = 0  # images in the forward pass that answered it
-
 
 class Batcher:
     """Groups ``submit``-ted images into batches for ``predict`` (``[N, 3, H, W]`` -> ``[N, C]``)."""
@@ -84,10 +62,10 @@ class Batcher:
         self.max_queue = max_queue
         self.timeout = request_timeout_ms / 1000
         self._metrics = metrics
-        self._waiting: deque[_Item] = deque()  # admitted, in admission order (may still be decoding)
-        self._parked: set[_Item] = set()  # still decoding after DECODE_WAIT_S; rejoin the front when done
-        self._collecting: list[_Item] = []  # taken for the next batch, their decodes awaited
-        self._passes: dict[asyncio.Task, list[_Item]] = {}  # running, then at most one queued -> items
+        self._waiting: deque[Item] = deque()  # admitted, in admission order (may still be decoding)
+        self._parked: set[Item] = set()  # still decoding after DECODE_WAIT_S; rejoin the front when done
+        self._collecting: list[Item] = []  # taken for the next batch, their decodes awaited
+        self._passes: dict[asyncio.Task, list[Item]] = {}  # running, then at most one queued -> items
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = executor
@@ -184,9 +162,9 @@ class Batcher:
             raise
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        items = [_Item(_as_future(value, loop), loop.create_future(), normalized) for value in inputs]
+        items = [Item(as_future(value, loop), loop.create_future(), normalized) for value in inputs]
         for item in items:
-            item.input.add_done_callback(lambda _, item=item: _input_done(item))
+            item.input.add_done_callback(lambda _, item=item: input_done(item))
         self._waiting.extend(items)
         self._wakeup.set()
         try:
@@ -201,16 +179,16 @@ class Batcher:
                                    ) from None
         except asyncio.CancelledError:  # the handler was cancelled: its client left, or shutdown
             if self._metrics:
-                self._metrics.reject("cancelled", sum(map(_unanswered, items)))
+                self._metrics.reject("cancelled", sum(map(unanswered, items)))
             raise
         finally:  # on any way out, a sibling image still queued or decoding is dropped
-            self._drop({item for item in items if _unanswered(item)})
+            self._drop({item for item in items if unanswered(item)})
             for item in items:
                 item.input.cancel()
                 if not item.future.cancel() and not item.future.cancelled():
                     item.future.exception()  # done: mark a sibling's error as seen (no asyncio warning)
 
-    def _drop(self, abandoned: set[_Item]) -> None:
+    def _drop(self, abandoned: set[Item]) -> None:
         """Take items whose request gave up out of the queue now: their slots under ``max_queue`` are
         free for the next request (a pass already running keeps its own)."""
         if not abandoned:
@@ -244,7 +222,7 @@ class Batcher:
         del self._passes[task]
         self._wakeup.set()  # a collector waiting for a full batch or for this pass goes on
 
-    async def _pass(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+    async def _pass(self, loop: asyncio.AbstractEventLoop, batch: list[Item]) -> None:
         try:
             await self._run_batch(loop, batch)
         except Exception as exc:  # never let one batch kill the collector, nor leave an item unanswered
@@ -253,7 +231,7 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_exception(InferenceFailed(f"batch failed: {exc}"))
 
-    async def _collect(self, loop: asyncio.AbstractEventLoop, busy: asyncio.Task | None) -> list[_Item]:
+    async def _collect(self, loop: asyncio.AbstractEventLoop, busy: asyncio.Task | None) -> list[Item]:
         """The oldest live items, up to ``max_batch_size``, once their decodes are done. While ``busy``
         (a pass in flight) runs, only once ``max_batch_size`` items wait."""
         while not self._waiting or (busy and not busy.done() and len(self._waiting) < self.max_batch_size):
@@ -277,26 +255,26 @@ class Batcher:
             for item in self._collecting:
                 if not item.input.done():
                     self._park(item)
-                elif not item.future.done() and _decoded(item):  # else answered (or about to be)
+                elif not item.future.done() and decoded(item):  # else answered (or about to be)
                     batch.append(item)
             return batch
         finally:
             self._collecting = []
 
-    def _park(self, item: _Item) -> None:
+    def _park(self, item: Item) -> None:
         """Let ``item`` finish decoding outside the batch; it rejoins the front of the queue after."""
         self._parked.add(item)
 
         def rejoin(_: asyncio.Future) -> None:
             self._parked.discard(item)
-            if not item.future.done() and _decoded(item):
+            if not item.future.done() and decoded(item):
                 self._waiting.appendleft(item)
                 self._wakeup.set()
 
         item.input.add_done_callback(rejoin)
 
-    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
-        groups: dict[tuple, list[_Item]] = {}
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[Item]) -> None:
+        groups: dict[tuple, list[Item]] = {}
         for item in batch:  # same kind, shape and dtype collate together (all of them, normally)
             tensor = item.input.result()
             groups.setdefault((item.normalized, *tensor.shape, tensor.dtype), []).append(item)
@@ -336,35 +314,3 @@ class Batcher:
         started = time.monotonic()
         result = self._predict(self._collate(tensors, normalized))
         return result, started, time.monotonic() - started
-
-
-def _as_future(value: Input, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
-    """A tensor as a finished future; a coroutine or awaitable started as a task on ``loop``."""
-    if isinstance(value, torch.Tensor):
-        future = loop.create_future()
-        future.set_result(value)
-        return future
-    return asyncio.ensure_future(value, loop=loop)
-
-
-def _unanswered(item: _Item) -> bool:
-    """``item`` got neither a result nor an error (its future is pending, or cancelled by ``gather``
-    when the request gave up)."""
-    return not item.future.done() or item.future.cancelled()
-
-
-def _decoded(item: _Item) -> bool:
-    """``item``'s input is done with a tensor (not cancelled, no error). Its done-callbacks, e.g.
-    ``_input_done``, run a loop iteration later, so a failed input is checked here too."""
-    return item.input.done() and not item.input.cancelled() and item.input.exception() is None
-
-
-def _input_done(item: _Item) -> None:
-    """Done-callback of an input: its queue wait starts; its error (e.g. ``BadRequest``) answers its
-    request at once."""
-    item.ready_at = time.monotonic()
-    if item.input.cancelled():
-        return
-    error = item.input.exception()
-    if error is not None and not item.future.done():
-        item.future.set_exception(error)
