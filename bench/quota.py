@@ -49,9 +49,10 @@ SHAPE = {
 
 @dataclass
 class Server:
-    """A running service under test: its URL, log file, quota group and process id."""
+    """A running service under test: its URL, its metrics URL, log file, quota group and process id."""
 
     base: str
+    metrics_url: str
     log: Path
     group: Path
     pid: int
@@ -136,13 +137,13 @@ def _start(stack: contextlib.ExitStack, args: argparse.Namespace, cpu_root, conf
         ))  # fmt: skip
         if proc.pid not in group.pids():
             raise ServerError(f"{name}: the service (pid {proc.pid}) is not in {group.path}")
-        servers[name] = Server(base, workdir / slug / "service.log", group.path, proc.pid)
+        servers[name] = Server(base, proc.metrics_url, workdir / slug / "service.log", group.path, proc.pid)
     return servers
 
 
-def served_images(base: str) -> float:
+def served_images(metrics_url: str) -> float:
     """Answers ``/predict`` gave with 200 so far: the service's ``http_requests_total`` (Prometheus)."""
-    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+    with urllib.request.urlopen(metrics_url, timeout=30) as response:
         text = response.read().decode()
     return sum(
         sample.value
@@ -164,12 +165,12 @@ def measure(args: argparse.Namespace, config: RunConfig, server: Server, workdir
     """One level against one server: the load generator's numbers, plus what the server spent on it,
     read around the whole call (warm-up included, until the server is idle again): ``cpu_ms_per_image``
     (the server's process tree, psutil) and ``throttled`` (share of CFS periods that hit the quota)."""
-    base, pid = server.base, server.pid
-    cpu, served, (periods, throttled) = tree_cpu_s(pid), served_images(base), _throttle(server.group)
+    base, pid, metrics_url = server.base, server.pid, server.metrics_url
+    cpu, served, (periods, throttled) = tree_cpu_s(pid), served_images(metrics_url), _throttle(server.group)
     (level,) = run_load(base, "/predict", config, workdir, tag, "predictions", [concurrency], warmups,
                         args.duration)  # fmt: skip
     wait_idle(pid)  # requests the load generator left in flight finish (and count) before the readings
-    images = served_images(base) - served
+    images = served_images(metrics_url) - served
     periods_now, throttled_now = _throttle(server.group)
     level["cpu_ms_per_image"] = 1000 * (tree_cpu_s(pid) - cpu) / images if images else None
     periods_now -= periods

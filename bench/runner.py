@@ -147,7 +147,7 @@ def bench_service(config: RunConfig, workdir: Path, rounds: Rounds | None = None
         ):
             levels = run_load(base, "/predict", config, workdir, "service", "predictions")
             result = {"levels": levels, "rss_mib": server_rss_mib(proc), "url": f"{base}/predict",
-                      "stages": stages.scrape(base)}
+                      "stages": stages.scrape(proc.metrics_url)}
             more = paired(rounds, config, proc, (base, "/predict"), workdir, "service", "predictions")
             return {**result, **more, **_pids(proc)}
     except (ServerError, RuntimeError, subprocess.SubprocessError, OSError) as error:

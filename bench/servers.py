@@ -73,6 +73,7 @@ class ManagedProcess:
 
     def __init__(self, cmd: list[str], env: dict[str, str], cwd: Path, log_file: Path) -> None:
         self.log_file = log_file
+        self.metrics_url = ""  # the service's /metrics (run_service sets it)
         self._log = open(log_file, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
@@ -149,17 +150,20 @@ def run_service(
 ) -> Iterator[tuple[str, ManagedProcess]]:
     """Run ``python -m <module>`` (this service) on a free 127.0.0.1 port until the block exits.
 
-    The environment is the caller's plus ``MODEL_PATH``, ``MODEL_LABELS``, ``HOST``, ``PORT`` and
-    ``extra_env`` (the service's knobs); ``prefix`` goes before the command (e.g. ``bench.cgroup``'s
+    The environment is the caller's plus ``MODEL_PATH``, ``MODEL_LABELS``, ``HOST``, ``PORT``,
+    ``METRICS_PORT`` (another free port, unless ``extra_env`` names one; the process's
+    ``metrics_url``) and ``extra_env`` (the service's knobs); ``prefix`` goes before the command (e.g.
+    ``bench.cgroup``'s
     shim that enters a CPU-quota group, then ``exec``s it). Yields ``(base_url, process)`` once
     ``GET /readyz`` answers 200. Raises ``ServerError`` if it exits or is not ready within
     ``ready_timeout_s`` s.
     """
     port = free_port()
-    env = {**os.environ, **(extra_env or {})}
+    env = {**os.environ, "METRICS_PORT": str(free_port()), **(extra_env or {})}
     env.update(MODEL_PATH=str(model_file), MODEL_LABELS=str(labels_file), HOST=LOCALHOST, PORT=str(port))
     cmd = [*(prefix or []), sys.executable, "-m", module]
     proc = ManagedProcess(cmd, env, REPO_ROOT, workdir / "service.log")
+    proc.metrics_url = f"http://{LOCALHOST}:{env['METRICS_PORT']}/metrics"
     try:
         base = f"http://{LOCALHOST}:{port}"
         wait_until(lambda: http_ok(f"{base}/readyz", timeout=5), proc, ready_timeout_s, "service")

@@ -1,9 +1,10 @@
 """Per-stage cost of the service under the benchmark's load, from its own Prometheus histograms.
 
-``GET /metrics`` after the levels; each histogram's ``_sum`` / ``_count`` over the whole run (warm-up
-included): decode + resize + crop per image (``image_preprocess_duration_seconds``, decode threads),
-queue wait per image, forward pass per image (``inference_duration_seconds`` sum over the images it
-answered: ``inference_batch_size`` sum), mean batch size, postprocess per request.
+``GET /metrics`` (the service's metrics port) after the levels; each histogram's ``_sum`` /
+``_count`` over the whole run (warm-up included): decode + resize + crop per image
+(``image_preprocess_duration_seconds``, decode threads), queue wait per image, forward pass per image
+(``inference_duration_seconds`` sum over the images it answered: ``inference_batch_size`` sum), mean
+batch size, postprocess per request.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def parse(text: str) -> dict[str, float]:
     return result
 
 
-def scrape(base_url: str, timeout_s: float = 10.0) -> dict[str, float]:
-    """``parse`` of ``<base_url>/metrics`` (a loopback URL)."""
-    with urllib.request.urlopen(f"{base_url}/metrics", timeout=timeout_s) as response:
+def scrape(metrics_url: str, timeout_s: float = 10.0) -> dict[str, float]:
+    """``parse`` of the service's ``/metrics`` at ``metrics_url`` (a loopback URL)."""
+    with urllib.request.urlopen(metrics_url, timeout=timeout_s) as response:
         return parse(response.read().decode())

@@ -21,6 +21,7 @@ from pulumi_policy import (
 ACR = "azure-native:containerregistry:Registry"
 AKS = "azure-native:containerservice:ManagedCluster"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
+CONTAINER_APP = "azure-native:app:ContainerApp"
 # Kubernetes kinds with a pod template at spec.template.spec (Pod itself: spec).
 WORKLOADS = {
     "kubernetes:apps/v1:Deployment",
@@ -63,8 +64,28 @@ def check_api_server_access(props: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def check_container_app(props: Mapping[str, Any]) -> list[str]:
+    """Container Apps: ingress on HTTPS only (`allowInsecure` not true: "Ingress in Azure Container Apps")
+    and every registry pulled with a managed identity, never a password secret (`passwordSecretRef`)."""
+    configuration = props.get("configuration") or {}
+    problems = []
+    if (configuration.get("ingress") or {}).get("allowInsecure") is True:
+        problems.append("container app ingress must not allow plain HTTP (allowInsecure: false)")
+    for registry in configuration.get("registries") or []:
+        if registry.get("passwordSecretRef") or not registry.get("identity"):
+            problems.append(
+                f"container app registry {registry.get('server', '?')} must be pulled with a managed "
+                "identity (registries[].identity), not a password"
+            )
+    return problems
+
+
 def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The pod spec of a workload resource, or None for other types / unknown values."""
+    """The pod spec of a workload resource, or None for other types / unknown values. A Container App's
+    `template` has `containers` and `initContainers` too: it counts for the image rule."""
+    if resource_type == CONTAINER_APP:
+        template = props.get("template") or {}
+        return template if isinstance(template, Mapping) else None
     if resource_type not in WORKLOADS:
         return None
     spec = props.get("spec") or {}
@@ -170,6 +191,12 @@ POLICIES = [
         {AKS},
         lambda _t, p: check_api_server_access(p),
         EnforcementLevel.ADVISORY,
+    ),
+    _resource_policy(
+        "container-app-https-identity-pull",
+        "Container Apps serve HTTPS only and pull images with a managed identity.",
+        {CONTAINER_APP},
+        lambda _t, p: check_container_app(p),
     ),
     _resource_policy(
         "containers-non-root-with-resources",

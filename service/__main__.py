@@ -1,11 +1,12 @@
-"""``python -m service``: serve the app with uvicorn on ``HOST``:``PORT`` (one process).
+"""``python -m service``: serve the app with uvicorn on ``HOST``:``PORT`` and its Prometheus metrics on
+``HOST``:``METRICS_PORT`` (one process).
 
 ``python -m service --prefetch`` only resolves and downloads the configured model (used by the
 Dockerfile at build time so images carry their weights), then exits.
 Configuration or model-load errors exit with status 2 / 3 and one clear line on stderr; fetching
 ``MODEL_URI`` (``service.model_repository``) exits 4 not found, 5 access denied, 6 digest mismatch,
-7 unreachable; an explicit ``MODEL_DTYPE`` that fails the accuracy gate (``service.precision_gate``)
-exits 8.
+7 unreachable; a metrics port that cannot be bound exits 8; an explicit ``MODEL_DTYPE`` that fails the
+accuracy gate (``service.precision_gate``) exits 9.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from service.logs import configure_logging
 from service.settings import Settings, describe_error
 
 logger = logging.getLogger("service")
+
+#: Exit status when ``METRICS_PORT`` cannot be bound (2: settings, 3: model load, 4-7: MODEL_URI fetch).
+METRICS_PORT_FAILED = 8
 
 
 class _StartupFailureFilter(logging.Filter):
@@ -54,12 +58,23 @@ def main(argv: list[str] | None = None) -> int:
         return _prefetch(settings)
 
     from service.app import create_app
+    from service.metrics import serve_metrics
     from service.server import build_server
 
     logging.getLogger("uvicorn.error").addFilter(_StartupFailureFilter())
     app = create_app(settings)
+    try:  # before the model loads: a scrape sees model_ready 0 while it does
+        metrics_server = serve_metrics(app.state.metrics.registry, settings.host, settings.metrics_port)
+    except OSError as exc:
+        print(f"error: cannot serve metrics on {settings.host}:{settings.metrics_port} (METRICS_PORT): {exc}",
+              file=sys.stderr)
+        return METRICS_PORT_FAILED
     server = build_server(app, settings)  # SIGTERM: /readyz 503, SHUTDOWN_DELAY_S, drain, exit 0
-    server.run()
+    try:
+        server.run()
+    finally:
+        metrics_server.shutdown()
+        metrics_server.server_close()
     if not server.started:
         error = getattr(app.state, "startup_error", None)
         if error is None:  # else the lifespan logged it already

@@ -22,19 +22,22 @@ from service.errors import ModelLoadError, install_error_handlers
 from service.inference import InferenceEngine
 from service.limits import BodyLimitMiddleware
 from service.logs import AccessLogMiddleware
+from service.memory import BodyBudget, peak_rss, plan, plan_line
 from service.metrics import Metrics
 from service.model import ImageClassifier
 from service.routes import health, predict, v2, web
 from service.routes.docs import DOCS_URL, install_docs
 from service.security import install_security
 from service.settings import Settings
+from service.url_fetch import UrlFetcher
 
 logger = logging.getLogger("service")
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load and warm the model before serving (``ModelLoadError`` aborts start-up); stop cleanly after."""
+    """Load and warm the model before serving (``ModelLoadError`` aborts start-up), then size the
+    memory budget of request bodies from what the process holds (``service.memory``); stop cleanly after."""
     engine: InferenceEngine = app.state.engine
     logger.info(sizing_line(app.state.settings))
     try:
@@ -43,6 +46,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.startup_error = exc
         logger.error("model load failed: %s", exc)
         raise
+    memory = plan(app.state.settings, engine.classifier.crop_size, engine.batcher.max_batch_size, peak_rss())
+    app.state.body_budget.capacity = memory.bodies
+    (logger.info if memory.sufficient else logger.warning)(plan_line(memory))
     try:
         yield
     finally:
@@ -56,7 +62,8 @@ def create_app(settings: Settings | None = None, classifier: ImageClassifier | N
     from ``settings`` and loaded by the lifespan.
     """
     settings = settings or Settings()
-    metrics = Metrics()
+    classifier = classifier or ImageClassifier(settings)
+    metrics = Metrics(model=classifier.name, version=classifier.version)
     app = FastAPI(
         title="aks-image-classifier",
         version=__version__,
@@ -67,9 +74,14 @@ def create_app(settings: Settings | None = None, classifier: ImageClassifier | N
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.engine = InferenceEngine(settings, metrics, classifier)
+    app.state.url_fetcher = UrlFetcher.from_settings(settings) if settings.image_url_fetch else None
+    app.state.body_budget = budget = BodyBudget()  # sized by the lifespan once the model is loaded
+    metrics.body_bytes.set_function(lambda: budget.reserved)
+    metrics.body_budget.set_function(lambda: budget.capacity or 0)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, budget=budget,
+                       body_timeout_s=settings.body_timeout_s, min_rate=settings.min_upload_bytes_per_s)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics, log_probes=settings.access_log_probes)
     install_security(app, settings.cors_origins, docs_paths=(DOCS_URL,) if settings.docs_enabled else ())
     for module in (web, predict, health, v2):
         app.include_router(module.router)

@@ -132,12 +132,19 @@ def _unescape(path: str) -> str:
 
 
 def cpu_cgroup(proc_cgroup: str, mounts: list[Mount]) -> tuple[str, str, str] | None:
-    """The process's CPU cgroup: ``(version, mount point, path relative to that mount)``, or None.
+    """The process's CPU cgroup: ``(version, mount point, path relative to that mount)``, or None
+    (``controller_cgroup`` for the ``cpu`` controller)."""
+    return controller_cgroup(proc_cgroup, mounts, "cpu")
+
+
+def controller_cgroup(proc_cgroup: str, mounts: list[Mount], controller: str) -> tuple[str, str, str] | None:
+    """The process's cgroup for ``controller`` (``cpu``, ``memory``): ``(version, mount point, path
+    relative to that mount)``, or None.
 
     ``proc_cgroup`` is ``/proc/self/cgroup`` (``hierarchy-id:controllers:path`` lines, cgroups(7)). A v1
-    hierarchy with the ``cpu`` controller wins (a controller sits in one hierarchy only, so on a hybrid
-    host the v2 line then has no CPU controller); else the v2 line ``0::<path>``. A path outside the
-    mount's root (a cgroup namespace's ``/..`` view) resolves to the mount point itself.
+    hierarchy with the controller wins (a controller sits in one hierarchy only, so on a hybrid host
+    the v2 line then does not have it); else the v2 line ``0::<path>``. A path outside the mount's
+    root (a cgroup namespace's ``/..`` view) resolves to the mount point itself.
     """
     v1_path, v2_path = None, None
     for line in proc_cgroup.splitlines():
@@ -145,17 +152,27 @@ def cpu_cgroup(proc_cgroup: str, mounts: list[Mount]) -> tuple[str, str, str] | 
         if len(parts) != 3:
             continue
         hierarchy, controllers, path = parts
-        if "cpu" in controllers.split(","):
+        if controller in controllers.split(","):
             v1_path = path
         elif hierarchy == "0" and controllers == "":
             v2_path = path
     if v1_path is not None:
-        mount = next((m for m in mounts if m.fstype == "cgroup" and "cpu" in m.super_options), None)
+        mount = next((m for m in mounts if m.fstype == "cgroup" and controller in m.super_options), None)
         return ("v1", mount.mount_point, _relative(v1_path, mount.root)) if mount else None
     if v2_path is not None:
         mount = next((m for m in mounts if m.fstype == "cgroup2"), None)
         return ("v2", mount.mount_point, _relative(v2_path, mount.root)) if mount else None
     return None
+
+
+def cgroup_levels(root: Path, mount_point: str, relative: str) -> list[Path]:
+    """The directories from the cgroup ``relative`` (under ``mount_point``, below ``root``) up to the
+    mount point, leaf first: every level whose limit the kernel enforces on the process."""
+    base = root / mount_point.lstrip("/")
+    levels = [base / relative] if relative else [base]
+    while levels[-1] != base:
+        levels.append(levels[-1].parent)
+    return levels
 
 
 def _relative(path: str, mount_root: str) -> str:
@@ -183,12 +200,8 @@ def read_quota(root: Path = Path("/")) -> CpuQuota:
     if found is None:
         return CpuQuota(None, "no CPU cgroup mounted")
     version, mount_point, relative = found
-    base = root / mount_point.lstrip("/")
-    levels = [base / relative] if relative else [base]
-    while levels[-1] != base:
-        levels.append(levels[-1].parent)
     best, source, problems = None, f"cgroup {version}: no quota", []
-    for directory in levels:
+    for directory in cgroup_levels(root, mount_point, relative):
         try:
             if version == "v2":
                 cpus = parse_cpu_max((directory / V2_MAX).read_text())

@@ -94,6 +94,23 @@ class Overloaded(ServiceError):
     code = "overloaded"
 
 
+class MemoryBudgetFull(ServiceError):
+    """503 with ``Retry-After`` and ``Connection: close``: the request body does not fit the memory
+    budget of bodies in flight now (``service.memory``); nothing more of it is read."""
+
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "memory_budget_full"
+
+
+class RequestTimeout(ServiceError):
+    """408 with ``Connection: close``: the body arrived too slowly (``BODY_TIMEOUT_S``,
+    ``MIN_UPLOAD_BYTES_PER_S``); headers too slow (``HEADER_TIMEOUT_S``) are answered by
+    ``service.connections`` in the same JSON shape."""
+
+    status_code = HTTPStatus.REQUEST_TIMEOUT
+    code = "request_timeout"
+
+
 class NotReady(ServiceError):
     """503: the model is not loaded and warmed yet (or the server is shutting down)."""
 
@@ -101,11 +118,48 @@ class NotReady(ServiceError):
     code = "not_ready"
 
 
+class ClientClosedRequest(ServiceError):
+    """499 (nginx's "client closed request"): the client disconnected before its answer. Nobody reads
+    the response; the status marks the access-log line and ``http_requests_total``."""
+
+    status_code = 499
+    code = "client_closed_request"
+
+
 class InferenceTimeout(ServiceError):
     """504: the request waited longer than ``REQUEST_TIMEOUT_MS`` for its result."""
 
     status_code = HTTPStatus.GATEWAY_TIMEOUT
     code = "timeout"
+
+
+class UrlInputDisabled(UnsupportedMediaType):
+    """415: a JSON ``{"url": ...}`` body while ``IMAGE_URL_FETCH`` is off."""
+
+    code = "url_input_disabled"
+
+
+class UrlRefused(ServiceError):
+    """400: an image URL the service will not fetch (scheme, credentials, a non-public or metadata
+    address, too many redirects); the message names the reason (``service.url_policy``)."""
+
+    status_code = HTTPStatus.BAD_REQUEST
+    code = "url_refused"
+
+
+class UrlFetchFailed(ServiceError):
+    """422: the image URL was allowed but gave no image (no such host, connection failed, an HTTP
+    status other than 200, an empty body)."""
+
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "url_fetch_failed"
+
+
+class UrlFetchTimeout(ServiceError):
+    """504: fetching the image URL (every redirect included) took longer than ``IMAGE_URL_TIMEOUT_S``."""
+
+    status_code = HTTPStatus.GATEWAY_TIMEOUT
+    code = "url_timeout"
 
 
 class InferenceFailed(ServiceError):

@@ -9,6 +9,7 @@ route handlers (``service.routes``) call ``classify`` (``/predict``), ``probabil
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,8 @@ from service.model import ImageClassifier
 from service.postprocess import Prediction
 from service.settings import Settings
 
+logger = logging.getLogger("service")
+
 
 class InferenceEngine:
     """Owns the classifier, the decode thread pool and the batcher for one app.
@@ -37,7 +40,8 @@ class InferenceEngine:
     yet in (or queued for) a forward pass (decoding or waiting), a request is refused at once with
     ``Overloaded`` (503, ``Retry-After``), so memory stays bounded by about ``MAX_QUEUE`` + 2 x
     ``MAX_BATCH_SIZE`` images (plus request bodies in flight) under any load.
-    ``draining`` (set on SIGTERM, see ``service.server``) turns readiness to 503 while requests still run.
+    ``draining`` (set on SIGTERM, see ``service.server``) turns readiness to 503 while requests still run;
+    so does ``failure`` (the batcher's collector stopped, or the inference thread stalled).
     """
 
     def __init__(self, settings: Settings, metrics: Metrics,
@@ -48,13 +52,28 @@ class InferenceEngine:
         self.batcher: Batcher | None = None
         self.draining = False
         self._decoder: ThreadPoolExecutor | None = None
-        metrics.model_ready.set_function(lambda: float(self.ready))
+        self._failing = False  # the last failure logged has not cleared yet
+        metrics.model_ready.set_function(lambda: float(self.ready and self.failure is None))
         metrics.queue_depth.set_function(lambda: self.batcher.depth if self.batcher else 0)
 
     @property
     def ready(self) -> bool:
-        """True once the model is loaded and warmed and the batcher runs."""
+        """True once the model is loaded and warmed and the batcher runs (requests are admitted; the
+        probes also want no ``failure``)."""
         return self.classifier.ready and self.batcher is not None
+
+    @property
+    def failure(self) -> str | None:
+        """Why a loaded model cannot answer (``Batcher.failure``), else ``None``. A change is logged
+        once (probes are not in the access log)."""
+        failure = self.batcher.failure if self.classifier.ready and self.batcher is not None else None
+        if (failure is not None) != self._failing:
+            self._failing = failure is not None
+            if failure:
+                logger.error("not ready: %s", failure)
+            else:
+                logger.info("ready again: the batcher answers")
+        return failure
 
     async def start(self) -> None:
         """Load (``ModelLoadError`` on failure), warm up, start the batcher; then ``ready`` is True."""
@@ -73,9 +92,10 @@ class InferenceEngine:
                           max_batch_delay_ms=self.settings.max_batch_delay_ms,
                           max_queue=self.settings.max_queue,
                           request_timeout_ms=self.settings.request_timeout_ms, metrics=self.metrics,
-                          executor=model_thread)
+                          executor=model_thread, stall_s=self.settings.stall_s)
         await batcher.start()
         self.batcher = batcher
+        self.metrics.queue_capacity.set(batcher.max_queue)
         self.metrics.model_info.info({"name": self.classifier.name, "version": self.classifier.version,
                                       "format": self.classifier.source_format})
 

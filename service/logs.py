@@ -8,7 +8,9 @@
 - ``AccessLogMiddleware`` (pure ASGI): takes the request id from ``X-Request-ID`` (or makes one),
   echoes it in the response header, counts and times the request in the Prometheus metrics and logs
   ``method, path, status, duration_ms, request_id`` plus what the handler ``annotate``-d (``model``,
-  ``images``, ``batch_size``) at INFO on logger ``service.access``.
+  ``images``, ``batch_size``) at INFO on logger ``service.access``. Probes (``PROBE_PATHS``, polled by the
+  kubelet every few seconds) are counted but not logged unless ``ACCESS_LOG_PROBES=true``; scrapes go
+  to the metrics port, which logs nothing.
 - ``RateLimitedLog`` sums repeated events (e.g. 503 overload refusals) into one line per interval.
 """
 
@@ -39,6 +41,8 @@ _request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 access_logger = logging.getLogger("service.access")
+#: Liveness / readiness routes (ours and the Open Inference Protocol's): left out of the access log.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
 
 
 def annotate(**fields: Any) -> None:
@@ -145,11 +149,13 @@ class RateLimitedLog:
 
 
 class AccessLogMiddleware:
-    """Pure ASGI middleware: request id in and out, HTTP metrics, and one access-log line per request."""
+    """Pure ASGI middleware: request id in and out, HTTP metrics, and one access-log line per request
+    (none for ``PROBE_PATHS`` unless ``log_probes``)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, log_probes: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.log_probes = log_probes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -178,10 +184,11 @@ class AccessLogMiddleware:
             method = scope.get("method", "")
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(seconds)
-            access_logger.info("%s %s %d", method, scope.get("path", ""), status, extra={
-                "method": method, "path": scope.get("path", ""), "status": status,
-                "duration_ms": round(seconds * 1000, 2)} | {k: v for k, v in fields.items()
-                                                              if k != "request_id"})  # on the record
+            if self.log_probes or scope.get("path", "") not in PROBE_PATHS:
+                access_logger.info("%s %s %d", method, scope.get("path", ""), status, extra={
+                    "method": method, "path": scope.get("path", ""), "status": status,
+                    "duration_ms": round(seconds * 1000, 2)} | {k: v for k, v in fields.items()
+                                                                  if k != "request_id"})  # on the record
             _request.reset(token)
 
 

@@ -188,7 +188,9 @@ class ImageClassifier:
         return [str(i) for i in range(width)]
 
     def _warm_up(self) -> None:
-        """Run a few passes (first calls pay for allocation and TorchScript profiling)."""
+        """Run a few passes (first calls pay for allocation and TorchScript profiling), the last at the
+        full batch size: the process's peak RSS then holds the largest pass's activations
+        (``service.memory`` counts it as the model's footprint)."""
         sample = torch.zeros(1, 3, self.crop_size, self.crop_size)
         self._forward(sample)
         if self.batch_limit > 1:
@@ -198,6 +200,13 @@ class ImageClassifier:
                 logger.warning("model rejects batch size 2 (%s): batching disabled",
                                str(exc).strip().splitlines()[0][:200])
                 self.batch_limit = 1
+        if self.batch_limit > 2:
+            try:
+                self._forward(sample.expand(self.batch_limit, -1, -1, -1).contiguous())
+            except Exception as exc:
+                logger.warning("model rejects batch size %d (%s): batches of 2 at most", self.batch_limit,
+                               str(exc).strip().splitlines()[0][:200])
+                self.batch_limit = 2
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():

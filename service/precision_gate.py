@@ -20,9 +20,9 @@ from service.errors import ModelLoadError
 
 
 class PrecisionRejected(ModelLoadError):
-    """An explicitly requested ``MODEL_DTYPE`` failed the accuracy gate (``python -m service`` exits 8)."""
+    """An explicitly requested ``MODEL_DTYPE`` failed the accuracy gate (``python -m service`` exits 9)."""
 
-    exit_status = 8
+    exit_status = 9
 
 
 @dataclass(frozen=True)

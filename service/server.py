@@ -20,6 +20,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from service.connections import guarded_protocol
 from service.inference import InferenceEngine
 from service.settings import Settings
 
@@ -70,8 +71,9 @@ def build_server(app: FastAPI, settings: Settings) -> GracefulServer:
 
     ``log_config=None``: uvicorn's loggers keep the root handler that ``service.logs.configure_logging``
     set up (same format); its access log is off, ``AccessLogMiddleware`` writes one line per request.
+    The HTTP protocol is ``service.connections``' (``MAX_CONNECTIONS``, ``HEADER_TIMEOUT_S``, JSON answers).
     """
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            log_config=None, access_log=False, lifespan="on",
+                            log_config=None, access_log=False, lifespan="on", http=guarded_protocol(settings),
                             timeout_graceful_shutdown=settings.request_timeout_ms / 1000 + DRAIN_MARGIN_S)
     return GracefulServer(config, app.state.engine, settings.shutdown_delay_s)

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import cpus
+from service.url_policy import AllowList
 
 #: ImageNet channel statistics used by every torchvision classification model (torchvision docs,
 #: "ImageNet normalisation"): mean and std of the training set's RGB values scaled to [0, 1].
@@ -59,6 +60,17 @@ class Settings(BaseSettings):
                                       "-> 504.")
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Request body limit (bytes) -> 413.")
     max_image_pixels: int = Field(50_000_000, ge=1, description="Decoded width x height limit -> 413.")
+    memory_limit_bytes: int | None = Field(None, ge=1, description="Memory the budget of request bodies "
+                                           "is carved from (bytes); default: the cgroup memory limit, else "
+                                           "physical memory (docs/memory.md).")
+    max_connections: int = Field(512, ge=1, description="Open connections at most; more are answered 503 "
+                                 "JSON and closed.")
+    header_timeout_s: float = Field(20, gt=0, le=600, description="Seconds to receive a request's headers "
+                                    "-> 408.")
+    body_timeout_s: float = Field(20, gt=0, le=600, description="Seconds to receive a body, extended by "
+                                  "1 s per MIN_UPLOAD_BYTES_PER_S bytes received -> 408.")
+    min_upload_bytes_per_s: int = Field(65_536, ge=1, description="Slowest upload rate kept (bytes/s), "
+                                        "after BODY_TIMEOUT_S.")
     torch_threads: int = Field(default_factory=available_cpus, ge=1, description="Intra-op threads.")
     decode_threads: int = Field(default_factory=lambda: min(4, available_cpus()), ge=1,
                                 description="Threads decoding and preprocessing images.")
@@ -86,14 +98,32 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off.")
     shutdown_delay_s: float = Field(0, ge=0, le=300, description="After SIGTERM, seconds to keep serving "
                                     "with /readyz at 503 before closing the listener.")
+    inference_stall_ms: float | None = Field(
+        None, gt=0, description="Readiness turns 503 while the inference thread has had a forward pass for "
+        "longer than this without finishing one (ms); default REQUEST_TIMEOUT_MS.")
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
+    metrics_port: int = Field(9090, ge=0, le=65535, description="Port of the Prometheus /metrics listener "
+                              "(same HOST; never the API port; 0: any free port, logged).")
+    access_log_probes: bool = Field(False, description="Also log the probes (/healthz, /readyz, "
+                                    "/v2/health/*) in the access log.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="json: one JSON object per line; text: plain; auto: text on a terminal.")
     docs_enabled: bool = Field(True, description="Serve Swagger UI at /docs (assets bundled, no CDN).")
 
-    @field_validator("model_path", "model_labels", "api_key", "calibration_dir", mode="before")
+    # Image URL input (service/url_fetch.py): POST /predict with {"url": ...}; docs/url-input.md.
+    image_url_fetch: bool = Field(False, description="Accept JSON {\"url\": ...} on /predict and show the "
+                                  "page's URL field; off: such a body is a 415.")
+    image_url_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated host names, IP addresses or CIDRs fetched even "
+        "when not public (loopback, private...); cloud metadata addresses never are.")
+    image_url_timeout_s: float = Field(10.0, gt=0, le=300, description="Whole fetch of an image URL, "
+                                       "redirects included (s) -> 504.")
+    image_url_max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed, each re-checked.")
+
+    @field_validator("model_path", "model_labels", "api_key", "memory_limit_bytes", "calibration_dir",
+                     mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         """An empty variable (e.g. ``MODEL_PATH=`` from a Dockerfile default) means "not set"."""
@@ -107,10 +137,37 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("image_url_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        """``images.internal,10.0.0.0/8`` -> a list; blanks dropped."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("image_url_allowed_hosts")
+    @classmethod
+    def _valid_hosts(cls, value: list[str]) -> list[str]:
+        AllowList.parse(value)  # ValueError naming the entry that is no host, IP or CIDR
+        return value
+
     @field_validator("log_level", "log_format", "model_runtime", "model_dtype", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _own_metrics_port(cls, value: int, info: ValidationInfo) -> int:
+        if value and value == info.data.get("port"):
+            raise ValueError("must differ from PORT: /metrics is kept off the API port")
+        return value
+
+    @property
+    def stall_s(self) -> float:
+        """``INFERENCE_STALL_MS`` in seconds, ``REQUEST_TIMEOUT_MS`` when unset: past it a forward pass
+        answers no request in time anyway."""
+        return (self.inference_stall_ms or self.request_timeout_ms) / 1000
 
     @field_validator("norm_mean", "norm_std", mode="before")
     @classmethod

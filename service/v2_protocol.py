@@ -94,6 +94,29 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest,
     return request, chunks
 
 
+def decode_request(body: bytes, header_length: str | None, side: int
+                   ) -> tuple[InferRequest, list[OutputSpec], list[bytes] | np.ndarray]:
+    """A whole request (JSON, or JSON header + binary tensors) -> the request, its validated outputs
+    and its one input: N encoded images (``image`` BYTES) or a float32 ``[N, 3, side, side]`` array
+    (``input`` FP32, already normalised). CPU-bound on big JSON tensors (JSON parsing, base64,
+    flattening nested lists): the route runs it in a worker thread, off the event loop.
+
+    Raises ``BadRequest`` for a malformed request, not exactly one input, or an unsupported datatype.
+    """
+    request, chunks = parse_request(body, header_length)
+    if len(request.inputs) != 1:
+        raise BadRequest(f"expected exactly one input ({IMAGE_INPUT!r} BYTES or {TENSOR_INPUT!r} FP32), "
+                         f"got {len(request.inputs)}")
+    tensor, raw = request.inputs[0], chunks[0]
+    specs = requested_outputs(request)
+    if tensor.datatype == "BYTES":
+        return request, specs, decode_bytes_input(tensor, raw)
+    if tensor.datatype == "FP32":
+        return request, specs, decode_fp32_input(tensor, raw, side)
+    raise BadRequest(f"input {tensor.name!r}: unsupported datatype {tensor.datatype!r}; "
+                     "use BYTES (encoded images) or FP32 [N, 3, H, W]")
+
+
 def _element_count(tensor: RequestInput) -> int:
     if not tensor.shape or any(d < 0 for d in tensor.shape):
         raise BadRequest(f"input {tensor.name!r}: shape {tensor.shape} must be non-negative dims")

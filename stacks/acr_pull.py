@@ -1,4 +1,5 @@
-"""The AcrPull role for the AKS kubelet identity, scoped to one registry."""
+"""The AcrPull role for the identity that pulls the image (AKS kubelet, or the Container App's), on one
+registry."""
 
 from __future__ import annotations
 
@@ -13,15 +14,18 @@ from stacks.roles import role_definition_id
 
 @dataclass
 class AcrPullArgs:
-    """`principal_id`: the kubelet identity's object id; `registry_id`: the registry's ARM id (scope)."""
+    """`principal_id`: the pulling identity's object id (the AKS kubelet identity, or the Container App's
+    user-assigned identity); `registry_id`: the registry's ARM id (scope); `description`: the assignment's."""
 
     principal_id: pulumi.Input[str]
     registry_id: pulumi.Input[str]
     subscription_id: pulumi.Input[str]
+    description: str = "AKS kubelet identity pulls the classifier image"
 
 
 class AcrPull(pulumi.ComponentResource):
-    """Lets kubelet pull from the registry without any password (no admin user, no imagePullSecret).
+    """Lets an identity (kubelet, a Container App) pull from the registry without any password (no admin user,
+    no imagePullSecret, no registry password secret).
 
     `principal_type` is `ServicePrincipal`: azure-native v3 defaults to `User`, which Azure rejects for
     a managed identity with `UnmatchedPrincipalType` (Azure/azure-rest-api-specs#21664); saying it
@@ -39,7 +43,7 @@ class AcrPull(pulumi.ComponentResource):
                 lambda sub: role_definition_id(sub, ACR_PULL_ROLE_ID)
             ),
             scope=args.registry_id,
-            description="AKS kubelet identity pulls the classifier image",
+            description=args.description,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"assignment_id": self.assignment.id})

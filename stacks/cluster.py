@@ -1,5 +1,5 @@
 """AKS cluster: managed identity, Entra ID + Azure RBAC, CNI Overlay + network policy, workload identity,
-Container Insights, ephemeral OS disks."""
+Container Insights, managed Prometheus and KEDA add-ons, ephemeral OS disks."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ import base64
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import containerservice, operationalinsights
+from pulumi_azure_native import containerservice, network, operationalinsights
 
 from stacks.checkov_skips import skip_arm_checks
 from stacks.config import ClusterSettings, SecuritySettings
 from stacks.kubeconfig import kubelogin_kubeconfig
+from stacks.node_pools import POOL_LABEL, WORKLOAD_POOL_ROLE, PoolShape, check_system_pool, workload_pool_name
 
 SYSTEM_POOL = "system"
-WORKLOAD_POOL = "workload"
-#: Label AKS puts on every node with its pool's name (AKS "Use labels": reserved system labels); the workload
-#: pods select the workload pool with it.
-AGENT_POOL_LABEL = "kubernetes.azure.com/agentpool"
+#: The node selector of the workload's pods: a label every version of the workload pool carries.
+WORKLOAD_NODE_SELECTOR = {POOL_LABEL: WORKLOAD_POOL_ROLE}
 
 
 @dataclass
@@ -31,6 +30,18 @@ class ClusterArgs:
     tenant_id: pulumi.Input[str]
 
 
+def authorized_ranges(sec: SecuritySettings) -> pulumi.Input[list[str]] | None:
+    """The API server's authorized IP ranges: `apiServerAuthorizedIpRanges`, plus `<ip>/32` of the public IP
+    `apiServerRunnerPublicIp` names (bootstrap's prod runner egress, read with an invoke: the program never
+    owns it), sorted and without duplicates; None when neither is set (a public API server)."""
+    ranges = sorted(set(sec.authorized_ip_ranges))
+    if sec.runner_public_ip is None:
+        return ranges or None
+    group, name = sec.runner_public_ip
+    address = network.get_public_ip_address_output(resource_group_name=group, public_ip_address_name=name)
+    return address.ip_address.apply(lambda ip: sorted({*ranges, f"{ip}/32"}))
+
+
 def decode_kubeconfig(credentials: containerservice.ListManagedClusterUserCredentialsResult) -> str:
     """The first kubeconfig of a `listClusterUserCredential` result, base64-decoded to YAML text."""
     if not credentials.kubeconfigs:
@@ -42,12 +53,17 @@ class Cluster(pulumi.ComponentResource):
     """An AKS cluster with a small system pool inline and the workload pool as a separate `AgentPool`.
 
     Inline pools cannot be added or changed after creation (pulumi-azure-native#579, #2719), so only
-    the system pool lives in `agent_pool_profiles`. Access is Entra ID with Azure RBAC for Kubernetes
+    the system pool lives in `agent_pool_profiles`; a change to it fails with the manual step
+    (`stacks.node_pools.check_system_pool`). The workload pool's name is versioned by its shape
+    (`stacks.node_pools.workload_pool_name`): a new VM size, disk or zone list creates a new pool before
+    the old one is deleted. Access is Entra ID with Azure RBAC for Kubernetes
     (managed AAD profile); local accounts (the admin certificate) exist only if `security.local_accounts`.
     The provider kubeconfig signs in through kubelogin (`stacks.kubeconfig`) and holds no credential.
 
     Outputs: `cluster_name`, `cluster_id` (ARM id), `kubelet_object_id` (the kubelet identity's Entra
-    object id, for AcrPull), `oidc_issuer_url`, `kubeconfig` (secret, YAML text, no credential in it).
+    object id, for AcrPull), `oidc_issuer_url`, `kubeconfig` (secret, YAML text, no credential in it; it
+    `workload_pool_name`, `system_pool` (the stack's system pool, after `check_system_pool`: raises
+    `ConfigError` when Azure runs another).
     """
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
@@ -55,6 +71,18 @@ class Cluster(pulumi.ComponentResource):
         s, sec = args.settings, args.security
         child = pulumi.ResourceOptions(parent=self)
         zones = list(s.zones) or None
+        system_shape, workload_shape = (
+            PoolShape(
+                vm_size=vm_size,
+                os_sku=containerservice.OSSKU.AZURE_LINUX.value,
+                os_disk_type=sec.os_disk_type,
+                os_disk_size_gb=sec.os_disk_size_gb,
+                max_pods=sec.max_pods,
+                zones=tuple(s.zones),
+                encryption_at_host=sec.encryption_at_host,
+            )
+            for vm_size in (s.system_vm_size, s.node_vm_size)
+        )
         nodes = {  # the same hardening for both pools
             "os_disk_type": sec.os_disk_type,
             "os_disk_size_gb": sec.os_disk_size_gb,
@@ -89,9 +117,9 @@ class Cluster(pulumi.ComponentResource):
             ),
             disable_local_accounts=not sec.local_accounts,
             api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
-                authorized_ip_ranges=list(sec.authorized_ip_ranges)
+                authorized_ip_ranges=authorized_ranges(sec)
             )
-            if sec.authorized_ip_ranges
+            if sec.restricts_api_server
             else None,
             agent_pool_profiles=[
                 containerservice.ManagedClusterAgentPoolProfileArgs(
@@ -128,15 +156,26 @@ class Cluster(pulumi.ComponentResource):
                 # Said explicitly (CKV_AZURE_8): the dashboard would be a second, unaudited way in.
                 "kubeDashboard": containerservice.ManagedClusterAddonProfileArgs(enabled=False),
             },
+            # Managed Prometheus's add-on (ama-metrics); it ships to the workspace through the data collection
+            # rule associated in `stacks.prometheus` (Azure/prometheus-collector AddonBicepTemplate
+            # `nested_azuremonitormetrics_profile_clusterResourceId.bicep`: `azureMonitorProfile.metrics`).
+            azure_monitor_profile=containerservice.ManagedClusterAzureMonitorProfileArgs(
+                metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(enabled=True)
+            ),
+            # The KEDA add-on (operator and metrics server in kube-system): `stacks.keda` scales the workload.
+            workload_auto_scaler_profile=containerservice.ManagedClusterWorkloadAutoScalerProfileArgs(
+                keda=containerservice.ManagedClusterWorkloadAutoScalerProfileKedaArgs(enabled=True)
+            ),
             auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=s.upgrade_channel,
                 node_os_upgrade_channel=containerservice.NodeOSUpgradeChannel.NODE_IMAGE,
             ),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=cluster_ignore_changes(s)),
         )
+        self.workload_pool_name = workload_pool_name(workload_shape)
         self.workload_pool = containerservice.AgentPool(
-            f"{name}-{WORKLOAD_POOL}",
-            agent_pool_name=WORKLOAD_POOL,
+            f"{name}-workload",
+            agent_pool_name=self.workload_pool_name,
             resource_group_name=args.resource_group_name,
             resource_name_=self.cluster.name,
             mode=containerservice.AgentPoolMode.USER,
@@ -150,8 +189,13 @@ class Cluster(pulumi.ComponentResource):
             max_count=s.node_max_count,
             availability_zones=zones,
             orchestrator_version=s.kubernetes_version,
+            node_labels=dict(WORKLOAD_NODE_SELECTOR),
             **nodes,
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=pool_ignore_changes(s)),
+            # Create-before-delete (Pulumi's default, said here because the drain depends on it): a new
+            # name creates the new pool, and the old one is deleted last, drained under the PDB.
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=pool_ignore_changes(s), delete_before_replace=False
+            ),
         )
         skip_arm_checks(self.cluster, _cluster_skips(sec))
         skip_arm_checks(self.workload_pool, _pool_skips(sec))
@@ -167,6 +211,12 @@ class Cluster(pulumi.ComponentResource):
         kubeconfig = pulumi.Output.all(credentials.apply(decode_kubeconfig), args.tenant_id).apply(
             lambda a: kubelogin_kubeconfig(a[0], sec.kubelogin_mode, a[1])
         )
+        # What Azure reports for the system pool (state after the last `up` or `refresh`) against the stack
+        # file: a difference fails the update naming the key and the manual step. Not folded into the
+        # kubeconfig: an unknown value there in a preview would make the Kubernetes provider unknown too.
+        self.system_pool: pulumi.Output[dict] = self.cluster.agent_pool_profiles.apply(
+            lambda profiles: check_system_pool(system_shape, s.system_node_count, profiles)
+        )
         self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig)
         self.register_outputs(
             {
@@ -175,6 +225,8 @@ class Cluster(pulumi.ComponentResource):
                 "kubelet_object_id": self.kubelet_object_id,
                 "oidc_issuer_url": self.oidc_issuer_url,
                 "kubeconfig": self.kubeconfig,
+                "workload_pool_name": self.workload_pool_name,
+                "system_pool": self.system_pool,
             }
         )
 
@@ -243,7 +295,7 @@ def _cluster_skips(sec: SecuritySettings) -> dict[str, str]:
             "localAccounts is true for this stack: the admin certificate stays as a break-glass path; "
             "the program itself signs in with Entra ID through kubelogin"
         )
-    if not sec.authorized_ip_ranges:
+    if not sec.restricts_api_server:
         skips["CKV_AZURE_6"] = (
             "apiServerAuthorizedIpRanges is empty for this stack: the API server is reachable from the "
             "internet but needs an Entra token with an Azure RBAC role (the policy pack warns)"

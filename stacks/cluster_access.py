@@ -1,4 +1,4 @@
-"""Kubernetes access for the identity running `pulumi up`: an Azure RBAC role on the cluster scope."""
+"""Kubernetes access as data: AKS RBAC Cluster Admin on the cluster for each configured principal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pulumi
 from pulumi_azure_native import authorization
+
+from stacks.grantee import Grantee
 
 # "Azure Kubernetes Service RBAC Cluster Admin": the narrower "RBAC Admin" and "RBAC Writer" roles cannot
 # create namespaces, and the program creates one, plus cert-manager's and Traefik's cluster-scoped objects
@@ -16,32 +18,37 @@ from stacks.roles import role_definition_id
 
 @dataclass
 class ClusterAccessArgs:
-    """`principal_id`: the deployer's Entra object id; `principal_type`: User | Group | ServicePrincipal
-    (Azure rejects a mismatch with `UnmatchedPrincipalType`); `cluster_id`: the AKS ARM id (scope)."""
+    """`admins`: who gets the role (from `clusterAdmins`, plus the deployer on `grantDeployer`);
+    `cluster_id`: the AKS ARM id (the scope)."""
 
-    principal_id: pulumi.Input[str]
-    principal_type: str
+    admins: list[Grantee]
     cluster_id: pulumi.Input[str]
     subscription_id: pulumi.Input[str]
 
 
 class ClusterAccess(pulumi.ComponentResource):
-    """Grants the deployer Kubernetes cluster-admin through Azure RBAC (no local account, no certificate).
+    """Grants each admin Kubernetes cluster-admin through Azure RBAC (no local account, no certificate).
+    Each assignment is named after its principal's object id, so reordering the list changes nothing and
+    removing an entry deletes only that assignment.
 
-    Output: `assignment` (the `RoleAssignment`: the Kubernetes provider depends on it).
+    Output: `assignments` (the `RoleAssignment`s: the Kubernetes provider depends on them).
     """
 
     def __init__(self, name: str, args: ClusterAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aks-image-classifier:cluster_access:ClusterAccess", name, None, opts)
-        self.assignment = authorization.RoleAssignment(
-            f"{name}-assignment",
-            principal_id=args.principal_id,
-            principal_type=authorization.PrincipalType(args.principal_type),
-            role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
-                lambda sub: role_definition_id(sub, AKS_RBAC_CLUSTER_ADMIN_ROLE_ID)
-            ),
-            scope=args.cluster_id,
-            description="the identity running `pulumi up` manages the cluster's Kubernetes objects",
-            opts=pulumi.ResourceOptions(parent=self),
+        role = pulumi.Output.from_input(args.subscription_id).apply(
+            lambda sub: role_definition_id(sub, AKS_RBAC_CLUSTER_ADMIN_ROLE_ID)
         )
-        self.register_outputs({"assignment_id": self.assignment.id})
+        self.assignments = [
+            authorization.RoleAssignment(
+                f"{name}-{admin.key}",
+                principal_id=admin.object_id,
+                principal_type=admin.principal_type,
+                role_definition_id=role,
+                scope=args.cluster_id,
+                description="cluster admin (stack config clusterAdmins / grantDeployer)",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for admin in args.admins
+        ]
+        self.register_outputs({"assignment_ids": [a.id for a in self.assignments]})

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from stacks.config import PRE_STOP_SLEEP_S, ModelSettings, WorkloadSettings
 
 CONTAINER_PORT = 8080
+#: The service's Prometheus endpoint (`/metrics`) listens on its own port (METRICS_PORT), which no Service or
+#: Ingress exposes; the NetworkPolicy admits it only from the managed Prometheus scraper (`stacks.workload`).
+METRICS_PORT = 9090
+METRICS_PORT_NAME = "metrics"
+METRICS_PATH = "/metrics"
 RUN_AS_UID = 10001  # the non-root user of service/Dockerfile
 STARTUP_PERIOD_S = 5
 STARTUP_FAILURES = 36  # 36 x 5 s = 180 s for model load + warm-up before liveness takes over
@@ -20,16 +27,45 @@ STARTUP_FAILURES = 36  # 36 x 5 s = 180 s for model load + warm-up before livene
 # than 2 s behind leaves the Service's endpoints after 2 x 5 s, which is what relieves it.
 LIVENESS_PERIOD_S, LIVENESS_TIMEOUT_S, LIVENESS_FAILURES = 10, 5, 6
 READINESS_PERIOD_S, READINESS_TIMEOUT_S, READINESS_FAILURES = 5, 2, 2
+STARTUP_TIMEOUT_S = 2
 MODEL_CACHE_DIR = "/var/cache/models"  # MODEL_CACHE_DIR: an emptyDir, the root file system stays read-only
 MODEL_CACHE_SIZE = "4Gi"  # emptyDir size limit (node ephemeral storage): room for a few GB of model
 WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"  # pods the AKS workload identity webhook mutates
 WORKLOAD_IDENTITY_CLIENT_ID = "azure.workload.identity/client-id"  # service account annotation
 
 
-def service_env(s: WorkloadSettings) -> list[k8s.core.v1.EnvVarArgs]:
-    """Environment the service reads (see service/ settings). No TORCH_THREADS / DECODE_THREADS: the service
-    sizes its thread pools from the container's CPU quota itself (service/cpus.py, docs/cpu-quota.md)."""
-    values = {
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One HTTP probe of the service on CONTAINER_PORT: `path`, every `period_s` seconds, each attempt given
+    `timeout_s` seconds, `failures` consecutive failures before it acts (restart, or out of rotation)."""
+
+    path: str
+    period_s: int
+    timeout_s: int
+    failures: int
+
+    @property
+    def budget_s(self) -> int:
+        """Seconds of consecutive failures before the probe acts: `period_s` x `failures`."""
+        return self.period_s * self.failures
+
+
+#: The service's three probes, shared by the Kubernetes pods and the Container App (`stacks.container_app`).
+STARTUP = ProbeSpec("/healthz", STARTUP_PERIOD_S, STARTUP_TIMEOUT_S, STARTUP_FAILURES)
+LIVENESS = ProbeSpec("/healthz", LIVENESS_PERIOD_S, LIVENESS_TIMEOUT_S, LIVENESS_FAILURES)
+READINESS = ProbeSpec("/readyz", READINESS_PERIOD_S, READINESS_TIMEOUT_S, READINESS_FAILURES)
+
+
+def service_env_values(s: WorkloadSettings) -> dict[str, str]:
+    """Environment the service reads (see service/ settings), name -> value. TORCH_THREADS = CPU limit in
+    whole cores. IMAGE_URL_FETCH and IMAGE_URL_ALLOWED_HOSTS (comma-separated, as the service's other list
+    settings) only when `imageUrlFetch` is on: the service fetches no URL otherwise."""
+    url_fetch = {}
+    if s.image_url_fetch:
+        url_fetch["IMAGE_URL_FETCH"] = "true"
+        if s.image_url_allowed_hosts:
+            url_fetch["IMAGE_URL_ALLOWED_HOSTS"] = ",".join(s.image_url_allowed_hosts)
+    return {
         "MODEL_NAME": s.model_name,
         "MODEL_VERSION": s.model_version,
         "MODEL_ARCH": s.model_arch,
@@ -37,17 +73,24 @@ def service_env(s: WorkloadSettings) -> list[k8s.core.v1.EnvVarArgs]:
         "MAX_BATCH_DELAY_MS": str(s.max_batch_delay_ms),
         "MAX_QUEUE": str(s.max_queue),
         "REQUEST_TIMEOUT_MS": str(s.request_timeout_ms),
+        "TORCH_THREADS": str(s.torch_threads),
         "PORT": str(CONTAINER_PORT),
+        "METRICS_PORT": str(METRICS_PORT),
+        **url_fetch,
     }
-    return [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in values.items()]
 
 
-def _probe(path: str, period_s: int, failures: int, timeout_s: int = 2) -> k8s.core.v1.ProbeArgs:
+def service_env(s: WorkloadSettings) -> list[k8s.core.v1.EnvVarArgs]:
+    """`service_env_values` as container env entries."""
+    return [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in service_env_values(s).items()]
+
+
+def _probe(spec: ProbeSpec) -> k8s.core.v1.ProbeArgs:
     return k8s.core.v1.ProbeArgs(
-        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"),
-        period_seconds=period_s,
-        timeout_seconds=timeout_s,
-        failure_threshold=failures,
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=spec.path, port="http"),
+        period_seconds=spec.period_s,
+        timeout_seconds=spec.timeout_s,
+        failure_threshold=spec.failures,
     )
 
 
@@ -58,21 +101,27 @@ def container(
     extra_env: list[k8s.core.v1.EnvVarArgs] | None = None,
     model_cache: bool = False,
 ) -> k8s.core.v1.ContainerArgs:
-    """The classifier container: port `http` 8080, /healthz + /readyz probes, non-root, read-only root.
+    """The classifier container: ports `http` 8080 (the API) and `metrics` 9090 (`/metrics`), /healthz +
+    /readyz probes, non-root, read-only root.
     `model_cache`: mount the `model-cache` emptyDir at MODEL_CACHE_DIR (a model fetched from MODEL_URI)."""
     return k8s.core.v1.ContainerArgs(
         name=s.app_name,
         image=image,
         image_pull_policy=image_pull_policy,
-        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=CONTAINER_PORT, protocol="TCP")],
+        ports=[
+            k8s.core.v1.ContainerPortArgs(name="http", container_port=CONTAINER_PORT, protocol="TCP"),
+            k8s.core.v1.ContainerPortArgs(
+                name=METRICS_PORT_NAME, container_port=METRICS_PORT, protocol="TCP"
+            ),
+        ],
         env=service_env(s) + (extra_env or []),
         resources=k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": s.cpu_request, "memory": s.memory_request},
             limits={"cpu": s.cpu_limit, "memory": s.memory_limit},
         ),
-        startup_probe=_probe("/healthz", STARTUP_PERIOD_S, STARTUP_FAILURES),
-        liveness_probe=_probe("/healthz", LIVENESS_PERIOD_S, LIVENESS_FAILURES, LIVENESS_TIMEOUT_S),
-        readiness_probe=_probe("/readyz", READINESS_PERIOD_S, READINESS_FAILURES, READINESS_TIMEOUT_S),
+        startup_probe=_probe(STARTUP),
+        liveness_probe=_probe(LIVENESS),
+        readiness_probe=_probe(READINESS),
         lifecycle=k8s.core.v1.LifecycleArgs(
             pre_stop=k8s.core.v1.LifecycleHandlerArgs(
                 sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SLEEP_S)
@@ -154,6 +203,21 @@ def pod_spec(
     )
 
 
+def model_env_values(model: ModelSettings | None) -> dict[str, str]:
+    """MODEL_URI, MODEL_LABELS_URI, MODEL_SHA256 (those set) and MODEL_CACHE_DIR, name -> value, when the
+    model
+    comes from a repository (`service.model_repository`); empty otherwise."""
+    if model is None or model.uri is None:
+        return {}
+    values = {
+        "MODEL_URI": model.uri,
+        "MODEL_LABELS_URI": model.labels_uri,
+        "MODEL_SHA256": model.sha256,
+        "MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def model_env(
     model: ModelSettings | None, connection_secret: str | None = None
 ) -> list[k8s.core.v1.EnvVarArgs]:
@@ -161,15 +225,10 @@ def model_env(
     (`service.model_repository`); a changed value changes the pod template, so `pulumi up` rolls the
     Deployment. `connection_secret`: a Secret whose optional `connection-string` key becomes
     AZURE_STORAGE_CONNECTION_STRING (an emulator such as Azurite on the local target)."""
-    if model is None or model.uri is None:
+    values = model_env_values(model)
+    if not values:
         return []
-    values = {
-        "MODEL_URI": model.uri,
-        "MODEL_LABELS_URI": model.labels_uri,
-        "MODEL_SHA256": model.sha256,
-        "MODEL_CACHE_DIR": MODEL_CACHE_DIR,
-    }
-    env = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in values.items() if v is not None]
+    env = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in values.items()]
     if connection_secret is not None:
         env.append(
             k8s.core.v1.EnvVarArgs(

@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_azure_native import authorization, resources
 
+from stacks import containerapps_target
 from stacks.acr_auth import exchange_refresh_token
 from stacks.acr_pull import AcrPull, AcrPullArgs
-from stacks.cluster import AGENT_POOL_LABEL, WORKLOAD_POOL, Cluster, ClusterArgs
+from stacks.alert_rules import AlertRules, AlertRulesArgs
+from stacks.azure_base import TokenExchange, azure_base, service_image
+from stacks.cluster import WORKLOAD_NODE_SELECTOR, Cluster, ClusterArgs
 from stacks.cluster_access import ClusterAccess, ClusterAccessArgs
-from stacks.config import PROJECT, StackConfig
-from stacks.image import AZURE_PLATFORMS, Image, ImageArgs
+from stacks.config import StackConfig
+from stacks.grantee import grantees
+from stacks.keda import KedaScaling, KedaScalingArgs
 from stacks.local_image import LocalImage, LocalImageArgs
+from stacks.maintenance import Maintenance, MaintenanceArgs, schedules_for
 from stacks.model_repository import ModelRepository, ModelRepositoryArgs, storage_account_prefix
 from stacks.monitoring import ContainerInsights, ContainerInsightsArgs
-from stacks.registry import Registry, RegistryArgs, registry_name_prefix
+from stacks.prometheus import ManagedPrometheus, ManagedPrometheusArgs
 from stacks.tls import Tls, TlsArgs
-from stacks.workload import SERVICE_PORT, Workload, WorkloadArgs
+from stacks.workload import SERVICE_PORT, Workload, WorkloadArgs, behavior
 
-SERVICE_CONTEXT = "service"
-SERVICE_DOCKERFILE = "service/Dockerfile"
 LOCAL_TAG = "local"
-TokenExchange = Callable[[str, str, str], str]
 
 
 def build(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) -> dict[str, pulumi.Output]:
@@ -35,36 +35,17 @@ def build(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_token) ->
     """
     if cfg.is_azure:
         return _azure(cfg, exchange)
+    if cfg.is_containerapps:
+        return containerapps_target.build(cfg, exchange)
     return _local(cfg)
 
 
-def _service_image(cfg: StackConfig, **target: Any) -> Image:
-    """The service image built from `service/`, baking the weights of the architecture the Deployment's
-    MODEL_ARCH names (Dockerfile ARG), or `modelFile` / `modelLabelsFile` from service/model-store/.
-    `target`: the `ImageArgs` that differ per target (repository, tag, push or load, registry credentials,
-    platforms). The inputs never depend on preview vs update."""
-    build_args = {"MODEL_ARCH": cfg.workload.model_arch}
-    if cfg.model is not None and cfg.model.file is not None:
-        build_args["MODEL_FILE"] = cfg.model.file
-        if cfg.model.labels_file is not None:
-            build_args["MODEL_LABELS_FILE"] = cfg.model.labels_file
-    return Image(
-        "image",
-        ImageArgs(
-            context=SERVICE_CONTEXT,
-            dockerfile=SERVICE_DOCKERFILE,
-            build_args=build_args,
-            build_on_preview=cfg.deploy.build_on_preview,
-            **target,
-        ),
-    )
-
-
-def _model_repository(cfg: StackConfig, group: resources.ResourceGroup, cluster: Cluster, client) -> Any:
+def _model_repository(cfg: StackConfig, group: Any, cluster: Cluster, client, deployer: Any) -> Any:
     """The `ModelRepository` (storage, identity federated with the workload's service account), or None
     when `modelRepository` is false."""
     if cfg.model is None or not cfg.model.repository:
         return None
+    assert cfg.access is not None
     return ModelRepository(
         "models",
         ModelRepositoryArgs(
@@ -76,69 +57,39 @@ def _model_repository(cfg: StackConfig, group: resources.ResourceGroup, cluster:
             namespace=cfg.workload.namespace,
             service_account=cfg.workload.app_name,
             subscription_id=client.subscription_id,
-            deployer_object_id=client.object_id,
-            deployer_principal_type=cfg.model.deployer_principal_type,
+            publishers=grantees(cfg.access.model_publishers, deployer, cfg.access.deployer_principal_type),
         ),
     )
-
-
-def _registry_password(
-    cfg: StackConfig, login_server: pulumi.Output[str], tenant_id: pulumi.Output[str], exchange: TokenExchange
-) -> pulumi.Output[str]:
-    """The ACR refresh token the Image pushes with (secret).
-
-    The Image's `registries` entry (address, user name, password) is declared in preview and update alike, so
-    its known inputs never differ between the two. The password itself may: a fresh token each run, which
-    docker-build's Diff ignores (provider `image.go`: registries compare address and username only). In a
-    preview with `buildOnPreview` false it is left unknown (no ARM token, no call to the registry: a CI
-    preview needs neither Docker nor registry rights); with `buildOnPreview` true it is fetched, because the
-    provider skips a preview build whenever a registry's password is unknown (`registryKeeper`, `buildable`).
-    """
-    if pulumi.runtime.is_dry_run() and not cfg.deploy.build_on_preview:
-        return pulumi.Output.secret(_unknown())
-    token = authorization.get_client_token_output()
-    return pulumi.Output.secret(
-        pulumi.Output.all(login_server, tenant_id, token.token).apply(lambda a: exchange(a[0], a[1], a[2]))
-    )
-
-
-def _unknown() -> pulumi.Output[str]:
-    """An Output whose value is unknown (shown as `[unknown]`/computed in a preview)."""
-
-    async def value(v: Any) -> Any:
-        return v
-
-    return pulumi.Output(set(), value(None), value(False))
 
 
 def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output]:
     assert cfg.cluster is not None and cfg.location is not None and cfg.security is not None
-    name = f"{PROJECT}-{cfg.stack}"
-    client = authorization.get_client_config_output()
-    group = resources.ResourceGroup(f"{name}-rg", location=cfg.location)
-    registry = Registry(
-        "registry",
-        RegistryArgs(
-            resource_group_name=group.name,
-            location=group.location,
-            sku=cfg.registry_sku,
-            name_prefix=registry_name_prefix("aic", cfg.stack),
-            name=cfg.registry_name,
-            untagged_retention_days=cfg.security.untagged_retention_days,
-        ),
-    )
+    assert cfg.access is not None and cfg.resource_group_name is not None
+    base = azure_base(cfg, exchange)
+    client, group, registry, image = base.client, base.group, base.registry, base.image
+    # The deployer's object id only on the explicit opt-in: otherwise no assignment depends on who runs `up`.
+    deployer = client.object_id if cfg.access.grant_deployer else None
     cluster = Cluster(
         "cluster", ClusterArgs(group.name, group.location, cfg.cluster, cfg.security, client.tenant_id)
     )
     access = ClusterAccess(
         "cluster-access",
         ClusterAccessArgs(
-            principal_id=client.object_id,
-            principal_type=cfg.security.deployer_principal_type,
+            admins=grantees(cfg.access.cluster_admins, deployer, cfg.access.deployer_principal_type),
             cluster_id=cluster.cluster_id,
             subscription_id=client.subscription_id,
         ),
     )
+    if cfg.maintenance is not None:
+        Maintenance(
+            "maintenance",
+            MaintenanceArgs(
+                resource_group_name=group.name,
+                cluster_name=cluster.cluster_name,
+                window=cfg.maintenance,
+                schedules=schedules_for(cfg.cluster.upgrade_channel),
+            ),
+        )
     ContainerInsights(
         "insights",
         ContainerInsightsArgs(
@@ -149,6 +100,28 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             cluster_name=cluster.cluster_name,
         ),
     )
+    prometheus = ManagedPrometheus(
+        "prometheus",
+        ManagedPrometheusArgs(
+            resource_group_name=group.name,
+            location=group.location,
+            cluster_id=cluster.cluster_id,
+            cluster_name=cluster.cluster_name,
+        ),
+    )
+    AlertRules(
+        "alerts",
+        AlertRulesArgs(
+            resource_group_name=group.name,
+            location=group.location,
+            workspace_id=prometheus.workspace_id,
+            cluster_id=cluster.cluster_id,
+            cluster_name=cluster.cluster_name,
+            latency_objective_ms=cfg.monitoring.latency_objective_ms,
+            alert_email=cfg.monitoring.alert_email,
+            namespace=cfg.workload.namespace,
+        ),
+    )
     acr_pull = AcrPull(
         "acr-pull",
         AcrPullArgs(
@@ -157,20 +130,11 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             subscription_id=client.subscription_id,
         ),
     )
-    image = _service_image(
-        cfg,
-        repository=pulumi.Output.concat(registry.login_server, "/", cfg.image_repository),
-        tag=cfg.stack,
-        push=True,
-        registry_server=registry.login_server,
-        registry_password=_registry_password(cfg, registry.login_server, client.tenant_id, exchange),
-        platforms=AZURE_PLATFORMS,
-    )
-    repository = _model_repository(cfg, group, cluster, client)
+    repository = _model_repository(cfg, group, cluster, client, deployer)
     provider = k8s.Provider(
         "aks",
         kubeconfig=cluster.kubeconfig,
-        opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool, access.assignment]),
+        opts=pulumi.ResourceOptions(depends_on=[cluster.workload_pool, *access.assignments]),
     )
     tls = cfg.security.tls
     workload = Workload(
@@ -187,10 +151,30 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
             api_key=cfg.api_key,
             model=cfg.model,
             workload_identity_client_id=repository.identity_client_id if repository else None,
-            node_selector={AGENT_POOL_LABEL: WORKLOAD_POOL},
+            node_selector=dict(WORKLOAD_NODE_SELECTOR),
             service_type="ClusterIP" if tls else "LoadBalancer",
+            hpa=False,  # KEDA's ScaledObject below makes and owns the HPA
+            pod_monitor=True,
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[acr_pull]),
+    )
+    KedaScaling(
+        "scaling",
+        KedaScalingArgs(
+            resource_group_name=group.name,
+            location=group.location,
+            subscription_id=client.subscription_id,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            workspace_id=prometheus.workspace_id,
+            query_endpoint=prometheus.query_endpoint,
+            namespace=workload.namespace.metadata.name,
+            deployment_name=workload.deployment.metadata.name,
+            labels=workload.labels,
+            settings=cfg.workload,
+            queue_per_pod=cfg.monitoring.queue_per_pod,
+            behavior=behavior(cfg.workload),
+        ),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
     )
     outputs = {
         "endpoint": _https(cfg, workload, provider).endpoint if tls else workload.endpoint,
@@ -199,6 +183,9 @@ def _azure(cfg: StackConfig, exchange: TokenExchange) -> dict[str, pulumi.Output
         "cluster_name": cluster.cluster_name,
         "resource_group": group.name,
         "kubeconfig": cluster.kubeconfig,
+        "prometheus_query_endpoint": prometheus.query_endpoint,
+        "workload_pool": pulumi.Output.from_input(cluster.workload_pool_name),
+        "system_pool": cluster.system_pool,
     }
     if repository is not None:  # tools.publish_model --stack reads model_repository_url
         outputs["model_repository_url"] = repository.container_url
@@ -229,7 +216,7 @@ def _https(cfg: StackConfig, workload: Workload, provider: k8s.Provider) -> Tls:
 
 def _local(cfg: StackConfig) -> dict[str, pulumi.Output]:
     # Host platform (no `platforms`): the local cluster runs on this machine's architecture.
-    image = _service_image(cfg, repository=cfg.image_repository, tag=LOCAL_TAG, push=False, load=True)
+    image = service_image(cfg, repository=cfg.image_repository, tag=LOCAL_TAG, push=False, load=True)
     loaded = LocalImage(
         "local-image",
         LocalImageArgs(

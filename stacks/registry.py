@@ -94,13 +94,15 @@ def _registry_skips(sku: str) -> dict[str, str]:
     """checkov findings accepted for the registry on this SKU, each with its reason."""
     skips = {
         "CKV_AZURE_139": "public network access stays on: images are pushed from the deployer's machine or "
-        "CI and pulled by AKS over the public endpoint; a private endpoint needs a VNet and private DNS "
-        "zone this program does not manage. Access is Entra-only (no admin user, no anonymous pull)",
+        "CI and pulled by AKS or Container Apps over the public endpoint; a private endpoint needs a VNet "
+        "and private DNS zone this program does not manage. Access is Entra-only (no admin user, no "
+        "anonymous pull)",
         "CKV_AZURE_166": "quarantine holds every pushed image until a scanner marks it verified; no scanner "
         "is wired in, so the deployment could never pull its image. Images are pinned by digest",
     }
     if sku != PREMIUM:
-        skips["CKV_AZURE_233"] = f"zone redundancy is a Premium feature; this stack chose {sku} to stay cheap"
+        chosen = getattr(sku, "value", sku)  # the SKU's name, not the enum's repr (SkuName.BASIC)
+        skips["CKV_AZURE_233"] = f"zone redundancy is a Premium feature; this stack chose {chosen}, cheaper"
     if sku == "Basic":
         skips["CKV_AZURE_163"] = (
             "checkov counts only Standard/Premium as scan-capable; this stack stays on Basic to stay cheap. "

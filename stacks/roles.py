@@ -17,6 +17,10 @@ STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
 #: AcrPull: pull images from a container registry (the kubelet identity).
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+#: Monitoring Data Reader: read data in an Azure Monitor workspace (KEDA's Prometheus queries). The GUID
+#: Azure's managed Prometheus onboarding templates grant Grafana (Azure/prometheus-collector
+#: `AddonArmTemplate/FullAzureMonitorMetricsProfile.json`, `AddonTerraformTemplate/main.tf`).
+MONITORING_DATA_READER = "b0d8363b-8ddd-447d-831f-62ca05bff136"
 #: Azure Kubernetes Service RBAC Cluster Admin: every Kubernetes action in every namespace.
 AKS_RBAC_CLUSTER_ADMIN = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 AKS_RBAC_ADMIN = "3498e952-d568-435e-9b2c-8d77e338d7f7"

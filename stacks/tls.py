@@ -7,6 +7,20 @@ certificate from Let's Encrypt, solving HTTP-01 through a temporary Ingress of t
 it before expiry (cert-manager default: 2/3 of the lifetime). Port 80 redirects to 443 (permanent) at the
 Traefik entry point, so no request, the API key included, reaches the service over plain HTTP.
 
+The redirect must not swallow the HTTP-01 challenge. Traefik turns an entry-point redirection into one more
+router on that entry point, rule ``HostRegexp(`^.+$`)``, whose priority defaults to `math.MaxInt - 1`
+(traefik `pkg/provider/traefik/internal.go` `redirection`, `pkg/config/static/entrypoints.go`
+`RedirectEntryPoint.SetDefaults`), above every router whose priority is left at its default, the length of
+its rule (`pkg/muxer/http/mux.go` `AddRoute`). cert-manager's solver Ingress
+(`/.well-known/acme-challenge/<token>`, pathType ImplementationSpecific, which Traefik's Ingress provider
+makes a `PathPrefix` rule: `pkg/provider/kubernetes/ingress/kubernetes.go` `loadRouter`) would lose to it,
+and Let's Encrypt would follow the redirect to a 443 where only the classifier's TLS router answers. So
+the redirect router gets priority `REDIRECT_PRIORITY` (1: the chart writes
+`--entryPoints.web.http.redirections.entryPoint.priority` only for a non-zero value, `_podtemplate.tpl`),
+below any Ingress rule, and the solver Ingress is pinned to the `web` entry point through the issuer's
+`ingressTemplate`. No other router listens on `web` (the classifier's Ingress is `websecure` only), so
+everything but the challenge is still redirected.
+
 Why Traefik and not NGINX: the community ingress-nginx controller reached end of life in March 2026 (no
 releases, no security fixes: kubernetes.dev/blog/2025/11/12/ingress-nginx-retirement), and the AKS
 application routing add-on's managed NGINX is supported only through November 2026 (Microsoft Learn,
@@ -33,6 +47,14 @@ ISSUER = "letsencrypt"
 #: Let's Encrypt's production ACME v2 directory (letsencrypt.org/docs/acme-protocol-updates).
 ACME_SERVER = "https://acme-v02.api.letsencrypt.org/directory"
 DNS_LABEL_ANNOTATION = "service.beta.kubernetes.io/azure-dns-label-name"
+#: Traefik Ingress annotations (Traefik "Kubernetes Ingress" routing docs, `router.*` annotations).
+ENTRYPOINTS_ANNOTATION = "traefik.ingress.kubernetes.io/router.entrypoints"
+TLS_ANNOTATION = "traefik.ingress.kubernetes.io/router.tls"
+#: The chart's entry points: `web` (Service port 80) and `websecure` (443) (traefik-helm-chart values.yaml).
+WEB, WEBSECURE = "web", "websecure"
+#: Priority of the web -> websecure redirect router: the lowest the chart writes (it skips 0), so any router
+#: on `web` with a rule (the ACME solver's) wins and everything else is redirected.
+REDIRECT_PRIORITY = 1
 
 
 def cloudapp_fqdn(dns_label: str, region: str) -> str:
@@ -122,8 +144,8 @@ class Tls(pulumi.ComponentResource):
                 labels=args.labels or None,
                 annotations={
                     # HTTPS only: the router listens on the TLS entry point (port 80 only redirects).
-                    "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
-                    "traefik.ingress.kubernetes.io/router.tls": "true",
+                    ENTRYPOINTS_ANNOTATION: WEBSECURE,
+                    TLS_ANNOTATION: "true",
                 },
             ),
             spec=k8s.networking.v1.IngressSpecArgs(
@@ -158,30 +180,44 @@ class Tls(pulumi.ComponentResource):
 
 
 def issuer_spec(contact_email: str) -> dict:
-    """ClusterIssuer spec: Let's Encrypt production, HTTP-01 through an Ingress of class `traefik`
-    (cert-manager API reference, `ACMEIssuer` and `ACMEChallengeSolverHTTP01Ingress`)."""
+    """ClusterIssuer spec: Let's Encrypt production, HTTP-01 through an Ingress of class `traefik` whose
+    router listens on the plain-HTTP `web` entry point only (cert-manager API reference, `ACMEIssuer`,
+    `ACMEChallengeSolverHTTP01Ingress` and its `ingressTemplate`: annotations copied onto the solver
+    Ingress)."""
+    solver_ingress = {
+        "ingressClassName": INGRESS_CLASS,
+        "ingressTemplate": {"metadata": {"annotations": {ENTRYPOINTS_ANNOTATION: WEB}}},
+    }
     return {
         "acme": {
             "server": ACME_SERVER,
             "email": contact_email,
             "privateKeySecretRef": {"name": f"{ISSUER}-account-key"},
-            "solvers": [{"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}],
+            "solvers": [{"http01": {"ingress": solver_ingress}}],
         }
     }
 
 
 def traefik_values(dns_label: str, source_ranges: tuple[str, ...] = ()) -> dict:
     """Traefik chart values (traefik-helm-chart `values.yaml`): the Azure DNS label on its LoadBalancer
-    Service, a permanent redirect from the `web` (80) to the `websecure` (443) entry point, its own
-    IngressClass, and the Ingress status published from the Service (so cert-manager sees the address)."""
+    Service, a permanent redirect from the `web` (80) to the `websecure` (443) entry point at priority
+    `REDIRECT_PRIORITY` (below the ACME solver's router, see the module docstring), its own IngressClass,
+    and the Ingress status published from the Service (so cert-manager sees the address)."""
     service: dict = {"annotations": {DNS_LABEL_ANNOTATION: dns_label}}
     if source_ranges:
         service["spec"] = {"loadBalancerSourceRanges": list(source_ranges)}
     return {
         "service": service,
         "ports": {
-            "web": {
-                "redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}}
+            WEB: {
+                "redirections": {
+                    "entryPoint": {
+                        "to": WEBSECURE,
+                        "scheme": "https",
+                        "permanent": True,
+                        "priority": REDIRECT_PRIORITY,
+                    }
+                }
             },
         },
         "ingressClass": {"enabled": True, "isDefaultClass": False, "name": INGRESS_CLASS},

@@ -1,4 +1,5 @@
-"""The classifier on Kubernetes: Namespace, Deployment, LoadBalancer Service, HPA, PDB, NetworkPolicy."""
+"""The classifier on Kubernetes: Namespace, Deployment, LoadBalancer Service, HPA (unless KEDA scales it),
+PDB, NetworkPolicy, PodMonitor (azure)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks import pod_spec
+from stacks import pod_spec, scrape
 from stacks.config import ModelSettings, WorkloadSettings
 
 SERVICE_PORT = 80
@@ -31,9 +32,12 @@ class WorkloadArgs:
     AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_FEDERATED_TOKEN_FILE and a projected token volume of its own
     (it works with `automountServiceAccountToken: false`: that flag only drops the API token volume).
     `model_storage_secret`: name of an optional Secret holding an emulator's connection string (local).
-    `node_selector`: node labels the pods require (on AKS the workload pool's
-    `kubernetes.azure.com/agentpool` label); empty for any node.
+    `node_selector`: node labels the pods require (on AKS the label every version of the workload pool
+    carries, `stacks.cluster.WORKLOAD_NODE_SELECTOR`); empty for any node.
     `service_type`: `LoadBalancer` (public, plain HTTP on port 80) or `ClusterIP` (behind the TLS ingress).
+    `hpa`: declare the CPU HorizontalPodAutoscaler; false where a KEDA ScaledObject scales the Deployment
+    (`stacks.keda`; KEDA makes and owns its own HPA). `pod_monitor`: declare the managed Prometheus
+    PodMonitor (`stacks.scrape`; its CRD exists only where the add-on runs).
     """
 
     settings: WorkloadSettings
@@ -49,6 +53,8 @@ class WorkloadArgs:
     model_storage_secret: str | None = None
     node_selector: dict[str, str] = field(default_factory=dict)
     service_type: str = "LoadBalancer"
+    hpa: bool = True
+    pod_monitor: bool = False
 
 
 #: Deployment create/update await (pulumi-kubernetes waits for the rollout, 10 min by default). A first
@@ -150,17 +156,13 @@ class Workload(pulumi.ComponentResource):
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
                         labels=pod_labels,
-                        annotations={
-                            "prometheus.io/scrape": "true",
-                            "prometheus.io/port": str(pod_spec.CONTAINER_PORT),
-                            "prometheus.io/path": "/metrics",
-                            **args.pod_annotations,
-                        },
+                        annotations=dict(args.pod_annotations) or None,
                     ),
                     spec=pod_spec.pod_spec(s, container, labels, s.app_name, model_cache, args.node_selector),
                 ),
             ),
-            # The HPA owns the replica count after creation; don't fight it on every `pulumi up`.
+            # The autoscaler (HPA or KEDA's) owns the replica count after creation; don't fight it on every
+            # `pulumi up`.
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.service_account, *args.depends_on],
@@ -189,30 +191,7 @@ class Workload(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
         )
-        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-hpa",
-            metadata=meta(s.app_name),
-            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
-                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                    api_version="apps/v1", kind="Deployment", name=self.deployment.metadata.name
-                ),
-                min_replicas=s.min_replicas,
-                max_replicas=s.max_replicas,
-                metrics=[
-                    k8s.autoscaling.v2.MetricSpecArgs(
-                        type="Resource",
-                        resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
-                            name="cpu",
-                            target=k8s.autoscaling.v2.MetricTargetArgs(
-                                type="Utilization", average_utilization=s.target_cpu_utilization
-                            ),
-                        ),
-                    )
-                ],
-                behavior=_behavior(s),
-            ),
-            opts=child,
-        )
+        self.hpa = _hpa(f"{name}-hpa", meta(s.app_name), s, self.deployment, child) if args.hpa else None
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=meta(s.app_name),
@@ -224,21 +203,19 @@ class Workload(pulumi.ComponentResource):
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=meta(s.app_name),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
-                policy_types=["Ingress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        ports=[
-                            k8s.networking.v1.NetworkPolicyPortArgs(
-                                port=pod_spec.CONTAINER_PORT, protocol="TCP"
-                            )
-                        ]
-                    )
-                ],
-            ),
+            spec=scrape.network_policy_spec(labels),
             opts=child,
         )
+        self.pod_monitor = None
+        if args.pod_monitor:
+            self.pod_monitor = k8s.apiextensions.CustomResource(
+                f"{name}-podmonitor",
+                api_version=scrape.POD_MONITOR_API_VERSION,
+                kind="PodMonitor",
+                metadata=meta(s.app_name),
+                spec=scrape.pod_monitor_spec(labels),
+                opts=child,
+            )
         self.labels = labels
         self.endpoint: pulumi.Output[str] = self.service.status.apply(_endpoint)
         self.register_outputs(
@@ -246,7 +223,41 @@ class Workload(pulumi.ComponentResource):
         )
 
 
-def _behavior(s: WorkloadSettings) -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
+def _hpa(
+    name: str,
+    metadata: k8s.meta.v1.ObjectMetaArgs,
+    s: WorkloadSettings,
+    deployment: k8s.apps.v1.Deployment,
+    opts: pulumi.ResourceOptions,
+) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+    """The CPU HorizontalPodAutoscaler of the Deployment: `targetCpuUtilization` % of the CPU request."""
+    return k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        name,
+        metadata=metadata,
+        spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+            scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                api_version="apps/v1", kind="Deployment", name=deployment.metadata.name
+            ),
+            min_replicas=s.min_replicas,
+            max_replicas=s.max_replicas,
+            metrics=[
+                k8s.autoscaling.v2.MetricSpecArgs(
+                    type="Resource",
+                    resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                        name="cpu",
+                        target=k8s.autoscaling.v2.MetricTargetArgs(
+                            type="Utilization", average_utilization=s.target_cpu_utilization
+                        ),
+                    ),
+                )
+            ],
+            behavior=behavior(s),
+        ),
+        opts=opts,
+    )
+
+
+def behavior(s: WorkloadSettings) -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
     """Scale up fast (double per 30 s), scale down slowly (half per minute after the stabilisation window)."""
     return k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
         scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(

@@ -15,6 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ("dev", "prod", "local")
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
+# Every `python -m service` a test starts serves its metrics on a free port (METRICS_PORT=0), unless the
+# test names one: the default 9090 would collide between the processes of parallel runs.
+os.environ.setdefault("METRICS_PORT", "0")
 
 
 @dataclass(frozen=True)

@@ -218,3 +218,19 @@ def test_policy_pack_virtualenv_is_the_one_the_pack_declares():
     assert installs, "deploy.yml installs the policy pack's requirements"
     for line in installs:
         assert line.startswith(f"{venv}/bin/pip install"), f"deploy.yml: {line} (not into {venv})"
+
+
+def test_kubelogin_modes_the_docs_name_are_the_ones_the_stacks_and_ci_use():
+    """The pipeline's stacks sign in with the mode their stack files set, deploy.yml gives kubelogin that mode
+    (`AAD_LOGIN_METHOD`), and the README and docs/delivery.md name it; the README also names the default a
+    personal stack gets (Pulumi.yaml)."""
+    default = _project_defaults()["kubeloginMode"]
+    modes = {stack_file_config(stack, ROOT).get(P + "kubeloginMode") or default for stack in ("dev", "prod")}
+    assert len(modes) == 1, modes
+    (ci_mode,) = modes
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    assert workflow["env"]["AAD_LOGIN_METHOD"] == ci_mode
+    delivery = flat((ROOT / "docs" / "delivery.md").read_text())
+    for name, text in (("README.md", flat(README)), ("docs/delivery.md", delivery)):
+        assert f"`kubeloginMode: {ci_mode}`" in text, name
+    assert f"`kubeloginMode`: `{default}` by default" in flat(README)

@@ -9,7 +9,7 @@ float32 on held-out images, fallback int8 -> bfloat16 -> float32) and writes wha
 IR (``openvino/model.xml`` + ``.bin``) and ``openvino/report.json`` (the gate's measurements, the source
 file's SHA-256, the preprocessing, the CPU and the OpenVINO / NNCF versions). ``MODEL_PATH=<the zip>`` then
 starts in the time it takes to read and compile the IR. Prints the report's summary and the archive's
-SHA-256 (``MODEL_SHA256`` for ``MODEL_URI``). Exit status: 0 written, 3 the model did not load, 8 an
+SHA-256 (``MODEL_SHA256`` for ``MODEL_URI``). Exit status: 0 written, 3 the model did not load, 9 an
 explicit ``--dtype`` failed the gate.
 
 The gate and int8's speed depend on the CPU: compile on the VM family the pods run on (docs/performance.md).

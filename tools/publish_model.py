@@ -14,7 +14,7 @@ Where to upload (one of):
 - `--connection-string` (or `AZURE_STORAGE_CONNECTION_STRING`): an emulator such as Azurite, with
   `--container`.
 Authentication with `--stack` or `--account-url`: `DefaultAzureCredential` (`az login`; in CI the pipeline's
-identity); the stack grants its deployer Storage Blob Data Contributor on the container.
+identity); the stack grants its `modelPublishers` Storage Blob Data Contributor on the container.
 
 The refusal is atomic: each blob is written with `If-None-Match: *` (`overwrite=False`), so two
 publishers of the same version cannot both succeed; the model file is written last, so a version whose

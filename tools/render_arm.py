@@ -64,6 +64,13 @@ ARM_TYPES: dict[str, ArmType] = {
     "azure-native:containerservice:AgentPool": ArmType(
         "Microsoft.ContainerService/managedClusters/agentPools", ("resourceName", "agentPoolName"), ()
     ),
+    # managedClusters/maintenanceConfigurations 2025-09-01: everything in `properties` (maintenanceWindow,
+    # timeInWeek, notAllowedTime); the name is the configuration's, e.g. aksManagedAutoUpgradeSchedule.
+    "azure-native:containerservice:MaintenanceConfiguration": ArmType(
+        "Microsoft.ContainerService/managedClusters/maintenanceConfigurations",
+        ("resourceName", "configName"),
+        (),
+    ),
     "azure-native:containerregistry:Registry": ArmType(
         "Microsoft.ContainerRegistry/registries", ("registryName",)
     ),
@@ -105,6 +112,41 @@ ARM_TYPES: dict[str, ArmType] = {
     # An extension resource on the cluster: `resourceUri` is its scope.
     "azure-native:monitor:DataCollectionRuleAssociation": ArmType(
         "Microsoft.Insights/dataCollectionRuleAssociations", ("associationName",), (), ("resourceUri",)
+    ),
+    # Managed Prometheus (Azure/prometheus-collector AddonArmTemplate): Microsoft.Monitor accounts 2023-04-03
+    # and Microsoft.Insights dataCollectionEndpoints 2022-06-01 keep `location`, `tags` (and `kind`) at the
+    # top.
+    "azure-native:monitor:AzureMonitorWorkspace": ArmType(
+        "Microsoft.Monitor/accounts", ("azureMonitorWorkspaceName",), ("location", "tags")
+    ),
+    "azure-native:monitor:DataCollectionEndpoint": ArmType(
+        "Microsoft.Insights/dataCollectionEndpoints",
+        ("dataCollectionEndpointName",),
+        ("location", "tags", "kind", "identity"),
+    ),
+    # Microsoft.AlertsManagement prometheusRuleGroups 2023-03-01: everything but location and tags in
+    # `properties` (scopes, clusterName, interval, rules).
+    "azure-native:alertsmanagement:PrometheusRuleGroup": ArmType(
+        "Microsoft.AlertsManagement/prometheusRuleGroups", ("ruleGroupName",), ("location", "tags")
+    ),
+    # Microsoft.Insights actionGroups: `location` (always "global"), `tags`, `identity` at the top.
+    "azure-native:monitor:ActionGroup": ArmType(
+        "Microsoft.Insights/actionGroups", ("actionGroupName",), ("location", "tags", "identity")
+    ),
+    # An extension resource on the managed environment (Microsoft.Insights diagnosticSettings,
+    # 2021-05-01-preview: everything in `properties`); `resourceUri` is its scope.
+    "azure-native:monitor:DiagnosticSetting": ArmType(
+        "Microsoft.Insights/diagnosticSettings", ("name",), (), ("resourceUri",)
+    ),
+    # Microsoft.App 2025-02-02-preview managedEnvironments / containerApps: `location`, `tags`, `identity`,
+    # `kind` (and for apps `extendedLocation`, `managedBy`) at the top, the rest in `properties`.
+    "azure-native:app:ManagedEnvironment": ArmType(
+        "Microsoft.App/managedEnvironments", ("environmentName",), ("location", "tags", "identity", "kind")
+    ),
+    "azure-native:app:ContainerApp": ArmType(
+        "Microsoft.App/containerApps",
+        ("containerAppName",),
+        ("location", "tags", "identity", "extendedLocation", "kind", "managedBy"),
     ),
 }
 
@@ -148,7 +190,16 @@ def arm_resource(token: str, logical_name: str, inputs: dict[str, Any], skips: d
             properties[key] = value
     if properties:
         resource["properties"] = properties
+    _identity_map(resource)
     return resource
+
+
+def _identity_map(resource: dict[str, Any]) -> None:
+    """ARM's `identity.userAssignedIdentities` is a map `{<identity id>: {}}`; the azure-native SDK takes a
+    list of ids and sends the map (provider `identities` conversion), so the template gets the map."""
+    identity = resource.get("identity")
+    if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+        identity["userAssignedIdentities"] = {i: {} for i in identity["userAssignedIdentities"]}
 
 
 def template(run) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""Probes and metadata: ``/healthz`` (liveness), ``/readyz`` (readiness), ``/version``, ``/metrics``."""
+"""Probes and metadata: ``/healthz`` (liveness), ``/readyz`` (readiness), ``/version``.
+
+``/metrics`` is not here: ``service.metrics.serve_metrics`` serves it on ``METRICS_PORT``."""
 
 from __future__ import annotations
 
@@ -6,8 +8,7 @@ import platform
 
 import torch
 import torchvision
-from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter
 
 from service import __version__
 from service.deps import EngineDep
@@ -22,18 +23,23 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: model loaded and warmed",
-            responses={503: {"description": "Model not loaded yet, or shutting down."}})
+@router.get("/readyz", summary="Readiness: model loaded and warmed, batcher and inference thread working",
+            responses={503: {"description": "Model not loaded yet, shutting down, the batcher stopped or "
+                                            "the inference thread stalled (the body says which)."}})
 async def readyz(engine: EngineDep) -> dict[str, str]:
-    """200 once the model is loaded and warmed up and the batcher runs; 503 before and during shutdown."""
+    """200 once the model is loaded and warmed up and the batcher runs; 503 before, during shutdown,
+    and while the batcher cannot answer (``InferenceEngine.failure``)."""
     check_ready(engine)
     return {"status": "ready", "model": engine.classifier.name, "version": engine.classifier.version}
 
 
 def check_ready(engine: EngineDep) -> None:
-    """Raise ``NotReady`` (503) while draining (after SIGTERM) or before the model is loaded."""
+    """Raise ``NotReady`` (503) while draining (after SIGTERM), before the model is loaded, and while
+    the batcher's collector has stopped or the inference thread has stalled (``engine.failure``)."""
     if engine.draining:
         raise NotReady("shutting down")
+    if (failure := engine.failure) is not None:
+        raise NotReady(failure)
     if not engine.ready:
         raise NotReady("model is not loaded yet")
 
@@ -54,9 +60,3 @@ async def version(engine: EngineDep) -> dict[str, object]:
         "torchvision": torchvision.__version__,
     }
 
-
-@router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)
-async def metrics(request: Request) -> Response:
-    """All series of this app's registry in the Prometheus text exposition format (read-only: gauges
-    such as the queue depth are read from the running service at scrape time)."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,26 +10,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import torch
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from service import __version__
 from service.deps import API_KEY_REQUIRED, EngineDep
+from service.disconnect import unless_disconnected
 from service.errors import BadRequest, NotFound, NotReady
 from service.inference import InferenceEngine
 from service.routes.health import check_ready
 from service.v2_protocol import (
     IMAGE_INPUT,
     OUTPUT_NAME,
-    TENSOR_INPUT,
     InferRequest,
+    OutputSpec,
     build_outputs,
-    decode_bytes_input,
-    decode_fp32_input,
-    parse_request,
-    requested_outputs,
+    decode_request,
 )
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
@@ -77,12 +77,16 @@ def _model(name: str, version: str | None, engine: InferenceEngine) -> Inference
 @router.get("/models/{name}", summary="Model metadata", responses=_NOT_FOUND)
 @router.get("/models/{name}/versions/{version}", summary="Model metadata (version)", responses=_NOT_FOUND)
 async def model_metadata(name: str, engine: EngineDep, version: str | None = None) -> dict[str, Any]:
-    """Inputs and outputs with ``-1`` for the batch dimension; 404 for an unknown model or version."""
+    """Inputs and outputs with ``-1`` for the batch dimension; 404 for an unknown model or version.
+
+    ``inputs`` are "the inputs required by the model" (Open Inference Protocol): one, ``image`` (BYTES
+    ``[-1]``, encoded images), which is what a generic client sends. The FP32 ``[N, 3, H, W]`` input
+    the infer route also takes instead (already preprocessed) is an alternative, not a second required
+    input, so it is not listed (docs/service.md)."""
     c = _model(name, version, engine).classifier
     return {
         "name": c.name, "versions": [c.version], "platform": c.platform,
-        "inputs": [{"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
-                   {"name": TENSOR_INPUT, "datatype": "FP32", "shape": [-1, 3, c.crop_size, c.crop_size]}],
+        "inputs": [{"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]}],
         "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32",
                      "shape": [-1, c.num_classes if c.ready else -1]}],
     }
@@ -94,8 +98,8 @@ async def model_metadata(name: str, engine: EngineDep, version: str | None = Non
 async def model_ready(name: str, engine: EngineDep, version: str | None = None) -> dict[str, Any]:
     """200 when this model is ready, 503 when not yet, 404 when unknown."""
     _model(name, version, engine)
-    if not engine.ready:
-        raise NotReady(f"model {name!r} is not ready")
+    if not engine.ready or engine.failure is not None:
+        raise NotReady(f"model {name!r} is not ready" + (f": {engine.failure}" if engine.failure else ""))
     return {"name": name, "ready": True}
 
 
@@ -127,26 +131,17 @@ async def infer(request: Request, name: str, engine: EngineDep, version: str | N
     if not engine.ready:
         raise NotReady(f"model {name!r} is not ready")
     body = await request.body()
-    infer_request, chunks = parse_request(body, request.headers.get("inference-header-content-length"))
-    if len(infer_request.inputs) != 1:
-        raise BadRequest(f"expected exactly one input ({IMAGE_INPUT!r} BYTES or {TENSOR_INPUT!r} FP32), "
-                         f"got {len(infer_request.inputs)}")
-    tensor, raw = infer_request.inputs[0], chunks[0]
-    specs = requested_outputs(infer_request)
-    if tensor.datatype == "BYTES":
-        images = decode_bytes_input(tensor, raw)
-        _check_batch(len(images), engine)
-        rows = await engine.probabilities(images)
-    elif tensor.datatype == "FP32":
-        array = decode_fp32_input(tensor, raw, c.crop_size)
-        _check_batch(array.shape[0], engine)
-        rows = await engine.probabilities_of_tensors(torch.from_numpy(array.copy()))
+    infer_request, specs, data = await run_in_threadpool(
+        decode_request, body, request.headers.get("inference-header-content-length"), c.crop_size)
+    _check_batch(len(data), engine)
+    if isinstance(data, list):  # encoded images
+        work = engine.probabilities(data)
     else:
-        raise BadRequest(f"input {tensor.name!r}: unsupported datatype {tensor.datatype!r}; "
-                         "use BYTES (encoded images) or FP32 [N, 3, H, W]")
-    with engine.metrics.postprocess_seconds.time():
-        outputs, tail = build_outputs(torch.stack(rows).numpy(), c.labels, specs)
-    return _response(infer_request, c.name, c.version, outputs, tail)
+        work = engine.probabilities_of_tensors(torch.from_numpy(data.copy()))
+    rows = await unless_disconnected(request, work)
+    with engine.metrics.postprocess_seconds.time():  # JSON of N x C floats: off the event loop too
+        return await run_in_threadpool(_response, infer_request, c.name, c.version,
+                                       torch.stack(rows).numpy(), c.labels, specs)
 
 
 def _check_batch(n: int, engine: InferenceEngine) -> None:
@@ -156,8 +151,10 @@ def _check_batch(n: int, engine: InferenceEngine) -> None:
         raise BadRequest(f"batch of {n} is larger than the queue (MAX_QUEUE={engine.settings.max_queue})")
 
 
-def _response(request: InferRequest, name: str, version: str, outputs: list[dict[str, Any]],
-              tail: bytes) -> Response:
+def _response(request: InferRequest, name: str, version: str, probabilities: np.ndarray, labels: list[str],
+              specs: list[OutputSpec]) -> Response:
+    """Probabilities ``[N, C]`` -> the infer response (JSON, or JSON header + binary outputs)."""
+    outputs, tail = build_outputs(probabilities, labels, specs)
     body: dict[str, Any] = {"model_name": name, "model_version": version}
     if request.id is not None:
         body["id"] = request.id

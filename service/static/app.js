@@ -1,4 +1,5 @@
 // Upload page: pick or drop an image, preview it, POST it to /predict, render top-k with score bars.
+// With IMAGE_URL_FETCH on (GET /ui/config), a URL field POSTs {"url": ...} instead: the server fetches it.
 // Labels come from the model files: always rendered with textContent, never as HTML.
 "use strict";
 
@@ -11,7 +12,10 @@ const statusLine = document.getElementById("status");
 const list = document.getElementById("predictions");
 const apiKeyRow = document.getElementById("api-key-row");
 const apiKey = document.getElementById("api-key");
-let currentFile = null;
+const urlForm = document.getElementById("url-form");
+const imageUrl = document.getElementById("image-url");
+// What was classified last, re-sent when top-k or the key changes: () => {body, headers}.
+let current = null;
 
 function setStatus(text, isError) {
   statusLine.textContent = text;
@@ -41,15 +45,24 @@ function renderPredictions(predictions) {
   }
 }
 
-async function classify(file) {
-  currentFile = file;
+function fileRequest(file) {
   const body = new FormData();
   body.append("file", file);
+  return { body, headers: {} };
+}
+
+function urlRequest(url) {
+  return { body: JSON.stringify({ url }), headers: { "Content-Type": "application/json" } };
+}
+
+async function classify(request) {
+  current = request;
+  const { body, headers } = request();
   setStatus("Classifying…");
   list.replaceChildren();
   try {
     // The key (only if the server sets API_KEY) stays in this page's memory: never stored, never in URLs.
-    const headers = apiKey.value ? { Authorization: "Bearer " + apiKey.value } : {};
+    if (apiKey.value) headers.Authorization = "Bearer " + apiKey.value;
     const response = await fetch("/predict?top_k=" + encodeURIComponent(topK.value),
                                  { method: "POST", body, headers });
     const data = await response.json().catch(() => ({}));
@@ -77,12 +90,25 @@ function choose(file) {
   preview.src = URL.createObjectURL(file);
   preview.hidden = false;
   dropText.textContent = file.name;
-  classify(file);
+  classify(() => fileRequest(file));
+}
+
+function chooseUrl(url) {
+  // No preview: the page's Content-Security-Policy loads images from this server only.
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  preview.removeAttribute("src");
+  preview.hidden = true;
+  dropText.textContent = url;
+  classify(() => urlRequest(url));
 }
 
 fileInput.addEventListener("change", () => choose(fileInput.files[0]));
-topK.addEventListener("change", () => currentFile && classify(currentFile));
-apiKey.addEventListener("change", () => currentFile && classify(currentFile));
+urlForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  chooseUrl(imageUrl.value.trim());
+});
+topK.addEventListener("change", () => current && classify(current));
+apiKey.addEventListener("change", () => current && classify(current));
 for (const type of ["dragenter", "dragover"]) {
   dropZone.addEventListener(type, (event) => { event.preventDefault(); dropZone.classList.add("dragging"); });
 }
@@ -100,3 +126,7 @@ fetch("/version").then((r) => r.json()).then((v) => {
 }).catch(() => {
   document.getElementById("model-info").textContent = "Model information unavailable";
 });
+
+fetch("/ui/config").then((r) => r.json()).then((config) => {
+  urlForm.hidden = !config.url_input;
+}).catch(() => { urlForm.hidden = true; });

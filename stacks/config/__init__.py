@@ -7,7 +7,9 @@ Components receive the parts they need and never call `pulumi.Config` themselves
 
 One module per domain, all read through one `Reader` (`reader.py`): `cluster` (AKS, node pools, VM facts),
 `workload` (the Deployment, HPA, resources), `model` (model source and repository), `security` (access,
-hardening, TLS), `deploy` (image delivery); `quantities` parses Kubernetes quantities.
+hardening, TLS), `deploy` (image delivery), `monitoring` (alerting, KEDA's target), `containerapps` (the
+Container Apps target); `quantities` parses
+Kubernetes quantities.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from pulumi_azure_native import containerregistry
 
+from stacks.config.access import AccessSettings, Principal, access_settings
 from stacks.config.cluster import (
     CLUSTER_TIERS,
     LOCAL_DISK_GIB,
@@ -30,8 +33,11 @@ from stacks.config.cluster import (
     cluster_settings,
     read_kubernetes_version,
 )
+from stacks.config.containerapps import WORKLOAD_PROFILES, ContainerAppSettings, container_app_settings
 from stacks.config.deploy import LOCAL_CLUSTERS, DeploySettings, deploy_settings
+from stacks.config.maintenance import WEEK_DAYS, MaintenanceSettings, maintenance_settings
 from stacks.config.model import MODEL_STORE, STORAGE_SKUS, ModelSettings, model_settings
+from stacks.config.monitoring import MonitoringSettings, monitoring_settings
 from stacks.config.quantities import cpu_millicores, memory_bytes
 from stacks.config.reader import (
     PRINCIPAL_TYPES,
@@ -53,6 +59,7 @@ from stacks.config.workload import (
 )
 
 __all__ = [
+    "AZURE_TARGETS",
     "CLUSTER_TIERS",
     "DRAIN_MARGIN_S",
     "KUBELOGIN_MODES",
@@ -71,11 +78,18 @@ __all__ = [
     "TARGETS",
     "UPGRADE_CHANNELS",
     "VERSION_UPGRADE_CHANNELS",
+    "WEEK_DAYS",
+    "WORKLOAD_PROFILES",
+    "AccessSettings",
     "ClusterSettings",
     "ConfigError",
+    "ContainerAppSettings",
     "DeploySettings",
     "Getter",
+    "MaintenanceSettings",
     "ModelSettings",
+    "MonitoringSettings",
+    "Principal",
     "Reader",
     "SecuritySettings",
     "StackConfig",
@@ -86,7 +100,9 @@ __all__ = [
     "project_defaults",
 ]
 
-TARGETS = ("azure", "local")
+TARGETS = ("azure", "containerapps", "local")
+#: Targets that deploy to Azure (a resource group in `azure-native:location`): AKS and Container Apps.
+AZURE_TARGETS = ("azure", "containerapps")
 # Config strings map to the SDK's enum types here, in one place (a typo is a ConfigError naming the key,
 # a wrong enum member an import error, never an Azure 400). Classic is a retired ACR SKU: not offered.
 REGISTRY_SKUS = {
@@ -99,11 +115,15 @@ REGISTRY_SKUS = {
 }
 
 _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+#: Resource group names: 1-90 characters, letters, digits, underscores, hyphens, periods, parentheses, not
+#: ending in a period (Microsoft Learn, "Naming rules and restrictions for Azure resources").
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
 
 
 @dataclass(frozen=True)
 class StackConfig:
-    """Everything the program needs, validated. `location` is `azure-native:location` (azure only)."""
+    """Everything the program needs, validated. `location` is `azure-native:location` (Azure targets only);
+    `container_app` is set for target containerapps only, `cluster` for target azure (AKS) only."""
 
     stack: str
     target: str
@@ -119,10 +139,21 @@ class StackConfig:
     api_key: Any = None  # pulumi.Output[str] marked secret, or None (no API key: endpoints open)
     model: ModelSettings | None = None  # None only for callers that build a StackConfig by hand
     security: SecuritySettings | None = None  # always set by load_config
+    monitoring: MonitoringSettings | None = None  # target azure only (managed Prometheus, KEDA)
+    container_app: ContainerAppSettings | None = None
+    resource_group_name: str | None = None  # azure: the existing group the stack deploys into
+    access: AccessSettings | None = None  # azure: who gets which role (always set by load_config)
+    maintenance: MaintenanceSettings | None = None  # azure: planned maintenance window, None: none
 
     @property
     def is_azure(self) -> bool:
+        """Target `azure`: AKS."""
         return self.target == "azure"
+
+    @property
+    def is_containerapps(self) -> bool:
+        """Target `containerapps`: Azure Container Apps, no cluster."""
+        return self.target == "containerapps"
 
     @property
     def manifest_minor(self) -> int:
@@ -163,29 +194,46 @@ def load_config(
     if registry_name is not None and not _REGISTRY_NAME.match(registry_name):
         raise ConfigError(f"{r.key('registryName')} must be 5-50 letters or digits, got {registry_name!r}")
     location = r.str("azure-native:location")
-    if target == "azure" and not location:
-        raise ConfigError("azure-native:location must be set for target azure (e.g. westeurope)")
+    if target in AZURE_TARGETS and not location:
+        raise ConfigError(f"azure-native:location must be set for target {target} (e.g. westeurope)")
     repository = r.str("imageRepository") or ""
     if not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+)*$", repository):
         raise ConfigError(f"{r.key('imageRepository')} is not a valid repository path: {repository!r}")
     kube_context = r.str("kubeContext")
     cluster = cluster_settings(r, kubernetes_version) if target == "azure" else None
+    group = r.str("resourceGroupName")
+    if group is not None and not _RESOURCE_GROUP.match(group):
+        raise ConfigError(
+            f"{r.key('resourceGroupName')} must be 1-90 letters, digits, '_', '-', '.', '(' or ')', "
+            f"not ending in '.', got {group!r}"
+        )
+    if target == "azure" and group is None:
+        raise ConfigError(
+            f"{r.key('resourceGroupName')} must name the existing resource group of the stack (bootstrap/ "
+            "creates it; the program never creates one at subscription scope)"
+        )
     vm_sizes = (cluster.system_vm_size, cluster.node_vm_size) if cluster else ()
+    workload = workload_settings(r)
     return StackConfig(
         stack=stack,
         target=target,
-        location=location if target == "azure" else None,
+        location=location if target in AZURE_TARGETS else None,
         kubernetes_version=kubernetes_version,
         registry_sku=REGISTRY_SKUS[r.choice("registrySku", REGISTRY_SKUS)],
         registry_name=registry_name,
         image_repository=repository,
         kube_context=kube_context,
         cluster=cluster,
-        workload=workload_settings(r),
+        workload=workload,
         api_key=api_key(r, is_secret),
         model=model_settings(r, target),
         deploy=deploy_settings(r, kube_context),
         security=security_settings(r, target, vm_sizes),
+        monitoring=monitoring_settings(r, workload.max_queue) if target == "azure" else None,
+        container_app=container_app_settings(r, workload) if target == "containerapps" else None,
+        resource_group_name=group if target in AZURE_TARGETS else None,
+        access=access_settings(r, target),
+        maintenance=maintenance_settings(r) if target == "azure" else None,
     )
 
 

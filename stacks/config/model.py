@@ -7,22 +7,21 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from stacks.config.reader import PRINCIPAL_TYPES, ConfigError, Reader
+from stacks.config.reader import ConfigError, Reader
 
 
 @dataclass(frozen=True)
 class ModelSettings:
     """Where the model comes from, and the model repository (Blob Storage + workload identity).
 
-    `repository`: declare the storage account, `models` container and identity (target `azure` only; the
-    local target never declares Azure resources). `uri` / `labels_uri` / `sha256`: MODEL_URI,
+    `repository`: declare the storage account, `models` container and its reader (Azure targets only;
+    the local target never declares Azure resources). `uri` / `labels_uri` / `sha256`: MODEL_URI,
     MODEL_LABELS_URI, MODEL_SHA256 of the pod (None: not set). `file` / `labels_file`: names under
     `service/model-store/` baked into the image (MODEL_FILE / MODEL_LABELS_FILE build arguments).
     """
 
     repository: bool
     storage_sku: str
-    deployer_principal_type: str
     uri: str | None = None
     labels_uri: str | None = None
     sha256: str | None = None
@@ -55,7 +54,7 @@ def _store_file(r: Reader, name: str) -> str | None:
 
 
 def model_settings(r: Reader, target: str) -> ModelSettings:
-    """`modelRepository`, `modelStorageSku`, `deployerPrincipalType`, `modelUri`, `modelLabelsUri`,
+    """`modelRepository`, `modelStorageSku`, `modelUri`, `modelLabelsUri`,
     `modelSha256`, `modelFile`, `modelLabelsFile`: one model source, each value checked."""
     uri, labels_uri = r.str("modelUri"), r.str("modelLabelsUri")
     for key, value in (("modelUri", uri), ("modelLabelsUri", labels_uri)):
@@ -79,9 +78,8 @@ def model_settings(r: Reader, target: str) -> ModelSettings:
     if labels_file is not None and model_file is None:
         raise ConfigError(f"{r.key('modelLabelsFile')} needs {r.key('modelFile')}")
     return ModelSettings(
-        repository=r.bool("modelRepository") and target == "azure",
+        repository=r.bool("modelRepository") and target in ("azure", "containerapps"),
         storage_sku=r.choice("modelStorageSku", STORAGE_SKUS),
-        deployer_principal_type=r.choice("deployerPrincipalType", PRINCIPAL_TYPES),
         uri=uri,
         labels_uri=labels_uri,
         sha256=sha256.lower() if sha256 else None,

@@ -7,11 +7,15 @@ import re
 from dataclasses import dataclass
 
 from stacks.config.cluster import LOCAL_DISK_GIB, OS_DISK_TYPES
-from stacks.config.reader import DNS_LABEL, PRINCIPAL_TYPES, ConfigError, Reader
+from stacks.config.reader import DNS_LABEL, ConfigError, Reader
 
 #: `kubelogin get-token --login` modes that work without a browser (Azure/kubelogin README, "Login modes").
 KUBELOGIN_MODES = ("azurecli", "workloadidentity", "spn", "msi", "azd")
 
+#: `apiServerRunnerPublicIp`: `<resource group>/<public IP name>` (Azure names: resource group 1-90
+#: characters, public IP 1-80, letters, digits, `_`, `-`, `.`; Azure "Naming rules and restrictions for Azure
+#: resources").
+_PUBLIC_IP = re.compile(r"^([-\w._()]{1,90})/([A-Za-z0-9][-\w.]{0,78}[\w])$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
 #: Domains Let's Encrypt refuses as an account contact ("invalid contact domain"): RFC 2606 / 6761 names.
 _FORBIDDEN_CONTACT = re.compile(r"(^|\.)(example\.(com|net|org)|example|test|invalid|localhost)$")
@@ -21,13 +25,14 @@ _FORBIDDEN_CONTACT = re.compile(r"(^|\.)(example\.(com|net|org)|example|test|inv
 class SecuritySettings:
     """Access and hardening. Cluster fields apply to target azure only.
 
-    `authorized_ip_ranges`: CIDRs for the API server (empty: public). `os_disk_size_gb`: GB.
+    `authorized_ip_ranges`: CIDRs for the API server (empty: public). `runner_public_ip`: (resource group,
+    name) of the public IP address where `pulumi up` runs from (bootstrap's prod runner egress), whose
+    address the program adds to the API server's ranges as `<ip>/32`; None: none. `os_disk_size_gb`: GB.
     `tls`: HTTPS at https://<dns_label>.<region>.cloudapp.azure.com with a Let's Encrypt certificate.
     """
 
     local_accounts: bool
     kubelogin_mode: str
-    deployer_principal_type: str
     authorized_ip_ranges: tuple[str, ...]
     os_disk_type: str
     os_disk_size_gb: int
@@ -37,6 +42,12 @@ class SecuritySettings:
     tls: bool
     dns_label: str | None
     tls_contact_email: str | None
+    runner_public_ip: tuple[str, str] | None = None
+
+    @property
+    def restricts_api_server(self) -> bool:
+        """True when the API server admits only listed addresses (ranges, the runner's, or both)."""
+        return bool(self.authorized_ip_ranges) or self.runner_public_ip is not None
 
 
 def _os_disk(r: Reader, vm_sizes: tuple[str, ...]) -> tuple[str, int]:
@@ -77,11 +88,27 @@ def _tls(r: Reader, target: str) -> tuple[bool, str | None, str | None]:
     return True, label, email
 
 
+def _runner_public_ip(r: Reader) -> tuple[str, str] | None:
+    """`apiServerRunnerPublicIp`: `<resource group>/<public IP name>`, or None when empty."""
+    value = r.str("apiServerRunnerPublicIp")
+    if value is None:
+        return None
+    match = _PUBLIC_IP.match(value)
+    if not match:
+        raise ConfigError(
+            f"{r.key('apiServerRunnerPublicIp')} must be <resource group>/<public IP name> (bootstrap's "
+            f"`runnerPublicIpId` names both), got {value!r}"
+        )
+    return match.group(1), match.group(2)
+
+
 def security_settings(r: Reader, target: str, vm_sizes: tuple[str, ...]) -> SecuritySettings:
     ranges = r.cidrs("apiServerAuthorizedIpRanges")
-    if target == "azure" and r.bool("requireAuthorizedIpRanges") and not ranges:
+    runner = _runner_public_ip(r)
+    if target == "azure" and r.bool("requireAuthorizedIpRanges") and not ranges and runner is None:
         raise ConfigError(
-            f"{r.key('apiServerAuthorizedIpRanges')} must list the CIDRs allowed to reach the API server: "
+            f"{r.key('apiServerAuthorizedIpRanges')} must list the CIDRs allowed to reach the API server "
+            f"(or {r.key('apiServerRunnerPublicIp')} name the runner's address): "
             f"{r.key('requireAuthorizedIpRanges')} is true for this stack"
         )
     disk_type, disk_size = _os_disk(r, vm_sizes)
@@ -89,7 +116,6 @@ def security_settings(r: Reader, target: str, vm_sizes: tuple[str, ...]) -> Secu
     return SecuritySettings(
         local_accounts=r.bool("localAccounts"),
         kubelogin_mode=r.choice("kubeloginMode", KUBELOGIN_MODES),
-        deployer_principal_type=r.choice("deployerPrincipalType", PRINCIPAL_TYPES),
         authorized_ip_ranges=ranges,
         os_disk_type=disk_type,
         os_disk_size_gb=disk_size,
@@ -99,4 +125,5 @@ def security_settings(r: Reader, target: str, vm_sizes: tuple[str, ...]) -> Secu
         tls=tls,
         dns_label=dns_label,
         tls_contact_email=email,
+        runner_public_ip=runner,
     )

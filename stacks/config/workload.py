@@ -3,12 +3,14 @@ load balancer's source ranges and the API key."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from service.memory import MIN_BODIES, minimum_limit
 from stacks.config.quantities import CPU, MEMORY, cpu_millicores, memory_bytes
 from stacks.config.reader import DNS_LABEL, ConfigError, Reader
 
@@ -21,6 +23,18 @@ PRE_STOP_SLEEP_S = 5
 #: has its own copy (service/server.py `DRAIN_MARGIN_S`, its uvicorn graceful-shutdown margin);
 #: tests/stacks/test_deploy_path.py keeps the two equal.
 DRAIN_MARGIN_S = 5
+
+#: What the pod's service runs with and the stack does not set: service/settings.py defaults of
+#: MAX_BODY_BYTES, MAX_IMAGE_PIXELS, MAX_CONNECTIONS and CROP_SIZE (tests/stacks/test_memory_limit.py keeps
+#: them equal; the stack's program cannot import the service's settings, which need pydantic-settings).
+SERVICE_MAX_BODY_BYTES = 20 * 1024 * 1024
+SERVICE_MAX_IMAGE_PIXELS = 50_000_000
+SERVICE_MAX_CONNECTIONS = 512
+SERVICE_CROP_SIZE = 224
+#: Peak RSS of `python -m service` after loading and warming up the default model (bytes): a seeded ResNet-50
+#: measured 1071 MiB, 700 MiB of it Python, torch and torchvision before any model (docs/memory.md). Smaller
+#: architectures need less; a bigger model is caught at start-up, whose budget line warns.
+MODEL_FOOTPRINT_BYTES = 1100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,13 @@ class WorkloadSettings:
     request_timeout_ms: int
     termination_grace_s: int
     allowed_source_ranges: tuple[str, ...] = ()
+    image_url_fetch: bool = False  # IMAGE_URL_FETCH: POST /predict with {"url": ...}
+    image_url_allowed_hosts: tuple[str, ...] = ()  # IMAGE_URL_ALLOWED_HOSTS: hosts, IPs or CIDRs let through
+
+    @property
+    def torch_threads(self) -> int:
+        """TORCH_THREADS: the CPU limit in whole cores, rounded up (at least 1)."""
+        return max(1, -(-cpu_millicores(self.cpu_limit) // 1000))
 
 
 def _request_and_limit(
@@ -87,6 +108,31 @@ def _resources(r: Reader) -> tuple[str, str, str, str]:
     return (*cpu, *memory)
 
 
+def minimum_memory_limit(cpu_limit: str, max_batch_size: int, max_queue: int) -> int:
+    """The smallest `memoryLimit` (bytes) that leaves the service room for the model, its batches, queue,
+    decoding and connections and a few maximal request bodies (`service.memory.minimum_limit`, the same
+    formula the pod sizes its body budget with). DECODE_THREADS is the service's default for the CPU limit:
+    min(4, whole CPUs of the quota, at least 1) (service/cpus.py `effective_cpus`)."""
+    decode_threads = min(4, max(1, cpu_millicores(cpu_limit) // 1000))
+    return minimum_limit(footprint=MODEL_FOOTPRINT_BYTES, max_batch_size=max_batch_size,
+                         crop_size=SERVICE_CROP_SIZE, max_queue=max_queue, decode_threads=decode_threads,
+                         max_image_pixels=SERVICE_MAX_IMAGE_PIXELS, max_connections=SERVICE_MAX_CONNECTIONS,
+                         max_body_bytes=SERVICE_MAX_BODY_BYTES)
+
+
+def _check_memory_limit(r: Reader, memory_limit: str, cpu_limit: str, max_batch_size: int,
+                        max_queue: int) -> None:
+    """`memoryLimit` >= `minimum_memory_limit`, else a ConfigError naming the key and the minimum (MiB)."""
+    minimum = minimum_memory_limit(cpu_limit, max_batch_size, max_queue)
+    if memory_bytes(memory_limit) < minimum:
+        raise ConfigError(
+            f"{r.key('memoryLimit')} ({memory_limit}) must be >= {-(-minimum // 2**20)}Mi: the model "
+            f"(~{MODEL_FOOTPRINT_BYTES // 2**20} MiB), {r.key('maxBatchSize')} ({max_batch_size}) batches, "
+            f"{r.key('maxQueue')} ({max_queue}) queued images, decoding and connections, plus room for "
+            f"{MIN_BODIES} maximal request bodies (docs/memory.md), or the pod sheds every large upload"
+        )
+
+
 def _source_ranges(r: Reader) -> tuple[str, ...]:
     """`allowedSourceRanges`: CIDRs the load balancer admits; empty admits everyone."""
     return r.cidrs("allowedSourceRanges")
@@ -118,6 +164,34 @@ def api_key(r: Reader, is_secret: Callable[[str], bool]) -> Any:
     return pulumi.Output.secret(value)
 
 
+#: A host name (RFC 1123, dots between labels), as `imageUrlAllowedHosts` may name one.
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$", re.I
+)
+
+
+def _url_fetch(r: Reader) -> tuple[bool, tuple[str, ...]]:
+    """`imageUrlFetch` and `imageUrlAllowedHosts` (host names, IP addresses or CIDRs the service may fetch
+    from although they are private, loopback, ...). The hosts need the fetch on: alone they do nothing."""
+    enabled = r.bool("imageUrlFetch")
+    hosts = r.list("imageUrlAllowedHosts")
+    for host in hosts:
+        try:
+            ipaddress.ip_network(host, strict=False)
+        except ValueError:
+            if not _HOST.match(host):
+                raise ConfigError(
+                    f"{r.key('imageUrlAllowedHosts')} entries must be host names, IP addresses or CIDRs; "
+                    f"got {host!r}"
+                ) from None
+    if hosts and not enabled:
+        raise ConfigError(
+            f"{r.key('imageUrlAllowedHosts')} is set but {r.key('imageUrlFetch')} is false: the service "
+            "fetches no URL at all"
+        )
+    return enabled, hosts
+
+
 def workload_settings(r: Reader) -> WorkloadSettings:
     min_replicas = r.int("minReplicas", minimum=1, maximum=1000)
     max_replicas = r.int("maxReplicas", minimum=1, maximum=1000)
@@ -132,6 +206,9 @@ def workload_settings(r: Reader) -> WorkloadSettings:
             f"[{r.key('minReplicas')}, {r.key('maxReplicas')}] = [{min_replicas}, {max_replicas}]"
         )
     cpu_request, cpu_limit, memory_request, memory_limit = _resources(r)
+    max_batch_size = r.int("maxBatchSize", minimum=1, maximum=1024)
+    max_queue = r.int("maxQueue", minimum=1, maximum=100_000)
+    _check_memory_limit(r, memory_limit, cpu_limit, max_batch_size, max_queue)
     request_timeout_ms = r.int("requestTimeoutMs", minimum=1, maximum=600_000)
     termination_grace_s = r.int("terminationGracePeriodSeconds", minimum=10, maximum=600)
     drain_s = PRE_STOP_SLEEP_S + math.ceil(request_timeout_ms / 1000) + DRAIN_MARGIN_S
@@ -141,6 +218,7 @@ def workload_settings(r: Reader) -> WorkloadSettings:
             f"preStop {PRE_STOP_SLEEP_S} s + {r.key('requestTimeoutMs')} ({request_timeout_ms} ms) + "
             f"{DRAIN_MARGIN_S} s, or Kubernetes kills the pod while requests are still draining"
         )
+    url_fetch, url_hosts = _url_fetch(r)
     return WorkloadSettings(
         app_name=r.match("appName", DNS_LABEL, "DNS label (RFC 1123)"),
         namespace=r.match("namespace", DNS_LABEL, "namespace name (RFC 1123 label)"),
@@ -156,10 +234,12 @@ def workload_settings(r: Reader) -> WorkloadSettings:
         model_name=r.required("modelName"),
         model_version=r.required("modelVersion"),
         model_arch=r.required("modelArch"),
-        max_batch_size=r.int("maxBatchSize", minimum=1, maximum=1024),
+        max_batch_size=max_batch_size,
         max_batch_delay_ms=r.int("maxBatchDelayMs", minimum=0, maximum=10_000),
-        max_queue=r.int("maxQueue", minimum=1, maximum=100_000),
+        max_queue=max_queue,
         request_timeout_ms=request_timeout_ms,
         termination_grace_s=termination_grace_s,
         allowed_source_ranges=_source_ranges(r),
+        image_url_fetch=url_fetch,
+        image_url_allowed_hosts=url_hosts,
     )

@@ -115,12 +115,12 @@ def test_find_cpu_root_on_fake_trees(tmp_path):
     v1 = tmp_path / "v1"
     (v1 / "cpu").mkdir(parents=True)
     (v1 / "cpu/cpu.cfs_quota_us").write_text("-1\n")
-    assert cgroup.find_cpu_root(v1) == cgroup.CpuRoot("v1", v1 / "cpu")
+    assert cgroup.find_cpu_root(v1) == cgroup.CgroupRoot("v1", v1 / "cpu")
     v2 = tmp_path / "v2"
     v2.mkdir()
     (v2 / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
     (v2 / "cgroup.subtree_control").write_text("memory\n")
-    assert cgroup.find_cpu_root(v2) == cgroup.CpuRoot("v2", v2)
+    assert cgroup.find_cpu_root(v2) == cgroup.CgroupRoot("v2", v2)
     assert (v2 / "cgroup.subtree_control").read_text() == "+cpu"  # what enables the controller
     hybrid = tmp_path / "hybrid"
     (hybrid / "unified").mkdir(parents=True)
@@ -147,7 +147,7 @@ def test_bad_arguments_are_refused():
         assert exit_info.value.code == 2
 
 
-def _real_root() -> cgroup.CpuRoot:
+def _real_root() -> cgroup.CgroupRoot:
     try:
         return cgroup.find_cpu_root()
     except cgroup.CgroupUnavailable as error:

@@ -1,13 +1,15 @@
 """Run the bootstrap program (`bootstrap/`) in-process under Pulumi mocks.
 
 Reuses the main program's recording monitor and result types from `tests.harness.stack_mocks` (unchanged) and
-adds the cloud's answers for the bootstrap's resource types: a user-assigned identity's client and principal
-ids, ARM ids of storage accounts, containers, vaults and keys.
+adds the cloud's answers for the bootstrap's resource types: each user-assigned identity's own client and
+principal ids, ARM ids of storage accounts, containers, vaults, keys, network resources and role
+definitions, the public IP's address.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +21,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from bootstrap.config import PROJECT, load_config
 from tests.harness.stack_mocks import (
+    RUNNER_EGRESS_IP,
     SUBSCRIPTION_ID,
     TENANT_ID,
     FakeCloud,
@@ -27,9 +30,17 @@ from tests.harness.stack_mocks import (
     _RecordingMonitor,
 )
 
-IDENTITY_CLIENT_ID = "c1c1c1c1-0000-4000-8000-000000000001"
-IDENTITY_PRINCIPAL_ID = "b2b2b2b2-0000-4000-8000-000000000002"
 RG = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups"
+
+
+def principal_id(identity_name: str) -> str:
+    """The principal (object) id the mocked cloud gives the identity named `identity_name`."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"principal/{identity_name}"))
+
+
+def client_id(identity_name: str) -> str:
+    """The client (application) id the mocked cloud gives the identity named `identity_name`."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"client/{identity_name}"))
 
 
 class BootstrapCloud(FakeCloud):
@@ -56,11 +67,33 @@ class BootstrapCloud(FakeCloud):
             state["name"] = inputs["keyName"]
             rid = f"{group}/providers/Microsoft.KeyVault/vaults/{inputs['vaultName']}/keys/{state['name']}"
         elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
-            state.update(name=inputs["resourceName"], clientId=IDENTITY_CLIENT_ID,
-                         principalId=IDENTITY_PRINCIPAL_ID, tenantId=TENANT_ID)
+            state.update(name=inputs["resourceName"], clientId=client_id(inputs["resourceName"]),
+                         principalId=principal_id(inputs["resourceName"]), tenantId=TENANT_ID)
             rid = f"{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{state['name']}"
         elif args.typ == "azure-native:authorization:RoleAssignment":
             rid = f"{inputs['scope']}/providers/Microsoft.Authorization/roleAssignments/{args.name}"
+        elif args.typ == "azure-native:authorization:RoleDefinition":
+            state["name"] = inputs["roleDefinitionId"]
+            rid = f"{inputs['scope']}/providers/Microsoft.Authorization/roleDefinitions/{state['name']}"
+        elif args.typ == "random:index/randomUuid:RandomUuid":
+            state["result"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"uuid/{args.name}"))
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = "not-a-real-password-" + "x" * int(inputs.get("length", 16))
+        elif args.typ.startswith("azure-native:network:"):
+            kind = {"PublicIPAddress": "publicIPAddresses", "NatGateway": "natGateways",
+                    "NetworkSecurityGroup": "networkSecurityGroups", "VirtualNetwork": "virtualNetworks",
+                    "NetworkInterface": "networkInterfaces"}[args.typ.rsplit(":", 1)[1]]
+            name = next(v for k, v in inputs.items() if k.endswith("Name") and k != "resourceGroupName")
+            state["name"] = name
+            rid = f"{group}/providers/Microsoft.Network/{kind}/{name}"
+            if kind == "publicIPAddresses":
+                state["ipAddress"] = RUNNER_EGRESS_IP
+            if kind == "virtualNetworks":
+                state["subnets"] = [{**sub, "id": f"{rid}/subnets/{sub['name']}"}
+                                    for sub in inputs["subnets"]]
+        elif args.typ == "azure-native:compute:VirtualMachine":
+            state["name"] = inputs["vmName"]
+            rid = f"{group}/providers/Microsoft.Compute/virtualMachines/{state['name']}"
         return rid, state
 
 

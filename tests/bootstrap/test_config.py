@@ -6,7 +6,7 @@ import pytest
 
 from bootstrap.config import PROJECT, ConfigError, load_config
 from bootstrap.deploy_identity import credential_name
-from bootstrap.roles import assign_only_condition
+from bootstrap.roles import assign_only_condition, state_condition
 from tests.bootstrap.harness import BASE, run_bootstrap
 from tests.harness.stack_mocks import MockRun
 
@@ -35,13 +35,23 @@ def load(**values):
         ({"mainBranch": "feature branch"}, f"{PROJECT}:mainBranch", "branch"),
         ({"mainBranch": "a..b"}, f"{PROJECT}:mainBranch", "branch"),
         ({"productionEnvironment": "prod:eu"}, f"{PROJECT}:productionEnvironment", "environment"),
-        ({"federatedSubjects": '["repo:o/r:ref:refs/heads/*"]'}, f"{PROJECT}:federatedSubjects", "wildcards"),
-        ({"federatedSubjects": '["o/r:pull_request"]'}, f"{PROJECT}:federatedSubjects", "repo:"),
-        ({"federatedSubjects": '["repo:o/r:pull_request", "repo:o/r:pull_request"]'},
-         f"{PROJECT}:federatedSubjects", "twice"),
-        ({"federatedSubjects": str([f"repo:o/r:environment:e{i}" for i in range(21)]).replace("'", '"')},
-         f"{PROJECT}:federatedSubjects", "20"),
-        ({"federatedSubjects": "repo:o/r:pull_request"}, f"{PROJECT}:federatedSubjects", "list"),
+        ({"devSubject": "repo:o/r:ref:refs/heads/*"}, f"{PROJECT}:devSubject", "wildcards"),
+        ({"previewSubject": "o/r:pull_request"}, f"{PROJECT}:previewSubject", "repo:"),
+        ({"prodSubject": "repo:o/r:ref:refs/heads/main"}, f"{PROJECT}:prodSubject", "environment subject"),
+        ({"previewSubject": "repo:octo-org/aks-image-classifier:ref:refs/heads/main"},
+         f"{PROJECT}:previewSubject", "must differ"),
+        ({"devResourceGroups": '["rg."]'}, f"{PROJECT}:devResourceGroups", "resource group"),
+        ({"devResourceGroups": '["shared"]', "prodResourceGroups": '["Shared"]'},
+         f"{PROJECT}:devResourceGroups", "must not share"),
+        ({"prodResourceGroups": "aic-prod"}, f"{PROJECT}:prodResourceGroups", "list"),
+        ({"clusterAdminAssignable": "yes"}, f"{PROJECT}:clusterAdminAssignable", "true or false"),
+        ({"runnerAddressPrefix": "10.90.0.0/30"}, f"{PROJECT}:runnerAddressPrefix", "/29 or larger"),
+        ({"runnerAddressPrefix": "8.8.8.0/24"}, f"{PROJECT}:runnerAddressPrefix", "private"),
+        ({"runnerAddressPrefix": "a subnet"}, f"{PROJECT}:runnerAddressPrefix", "CIDR"),
+        ({"runnerLabels": '["self-hosted"]'}, f"{PROJECT}:runnerLabels", "custom runner labels"),
+        ({"runnerLabels": '["aic prod"]'}, f"{PROJECT}:runnerLabels", "custom runner labels"),
+        ({"runnerVmSize": "D2as_v5"}, f"{PROJECT}:runnerVmSize", "VM size"),
+        ({"runnerVersion": "latest"}, f"{PROJECT}:runnerVersion", "x.y.z"),
         ({"storageAccountName": "My-State"}, f"{PROJECT}:storageAccountName", "3-24 lowercase"),
         ({"storageAccountName": "a" * 25}, f"{PROJECT}:storageAccountName", "3-24 lowercase"),
         ({"storageSku": "Premium_LRS"}, f"{PROJECT}:storageSku", "Standard_LRS"),
@@ -52,10 +62,10 @@ def load(**values):
         ({"keyVaultName": "1vault"}, f"{PROJECT}:keyVaultName", "vault name"),
         ({"keyVaultName": "my--vault"}, f"{PROJECT}:keyVaultName", "vault name"),
         ({"keyVaultName": "v" * 25}, f"{PROJECT}:keyVaultName", "vault name"),
-        ({"keyName": "pulumi_secrets"}, f"{PROJECT}:keyName", "key name"),
+        ({"keyPrefix": "pulumi_secrets"}, f"{PROJECT}:keyPrefix", "key name"),
         ({"softDeleteRetentionDays": "3"}, f"{PROJECT}:softDeleteRetentionDays", "between 7 and 90"),
         ({"extraAssignableRoles": '["Owner"]'}, f"{PROJECT}:extraAssignableRoles", "GUID"),
-        ({"identityName": "x"}, f"{PROJECT}:identityName", "identity name"),
+        ({"identityPrefix": "x"}, f"{PROJECT}:identityPrefix", "identity name"),
         ({"resourceGroupName": "rg."}, f"{PROJECT}:resourceGroupName", "resource group"),
         ({"azure-native:location": ""}, "azure-native:location", "must be set"),
     ],
@@ -100,6 +110,10 @@ def test_credential_names_fit_entra_rules():
     assert len(credential_name("repo:o/r:environment:" + "e" * 300)) == 120
 
 
-def test_condition_needs_a_role():
+def test_condition_needs_a_role_and_a_path():
     with pytest.raises(ValueError, match="at least one"):
         assign_only_condition(())
+    with pytest.raises(ValueError, match="at least one"):
+        assign_only_condition(("7f951dda-4ed3-4680-a7ca-43fe172d538d",), ())
+    with pytest.raises(ValueError, match="at least one readable path"):
+        state_condition((), ())

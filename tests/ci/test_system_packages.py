@@ -1,8 +1,9 @@
 """`.ci/system-packages`: which Debian packages a machine still needs, decided command by command.
 
-Each case runs the real script with a PATH that holds only fake `node` / `npm` / `java` / `chromium` commands,
-so the decision is tested for machines this one is not: the bare image of this project's machines (Node.js 20
-with its vendor's npm, OpenJDK 17, no Chromium), a machine with nothing, Debian's own Node.js, a broken npm.
+Each case runs the real script with a PATH that holds only fake `node` / `npm` / `java` / `chromium` /
+`promtool` commands, so the decision is tested for machines this one is not: the bare image of this project's
+machines (Node.js 20 with its vendor's npm, OpenJDK 17, no Chromium, no Prometheus), a machine with nothing,
+Debian's own Node.js, a broken npm.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ SCRIPT = ROOT / ".ci" / "system-packages"
 BASH = shutil.which("bash") or "/bin/bash"
 
 #: What a new machine of this kind ships (field notes, "Measured on this kind of machine"): NodeSource's
-#: `nodejs` 20.x, which carries its own npm, and OpenJDK 17; no Chromium.
+#: `nodejs` 20.x, which carries its own npm, and OpenJDK 17; no Chromium and no Prometheus (promtool).
 BARE_IMAGE = {"node": "v20.20.2", "npm": "11.19.1", "java": 'openjdk version "17.0.15"'}
 
 
@@ -48,28 +49,33 @@ def packages(result: subprocess.CompletedProcess) -> list[str]:
     return result.stdout.split()
 
 
-def test_bare_image_needs_only_chromium(tmp_path):
-    assert packages(decide(tmp_path, BARE_IMAGE)) == ["chromium"]
+#: Commands the other tools give: Chromium, and promtool from Debian's `prometheus`.
+OTHERS = {"chromium": "Chromium 156.0.8078.114", "promtool": "promtool, version 2.42.0"}
+
+
+def test_bare_image_needs_only_chromium_and_prometheus(tmp_path):
+    assert packages(decide(tmp_path, BARE_IMAGE)) == ["chromium", "prometheus"]
 
 
 def test_complete_machine_needs_nothing(tmp_path):
-    result = decide(tmp_path, {**BARE_IMAGE, "chromium": "Chromium 156.0.8078.114"})
+    result = decide(tmp_path, {**BARE_IMAGE, **OTHERS})
     assert packages(result) == []
     assert result.stderr == ""
 
 
 def test_empty_machine_needs_everything_from_debian(tmp_path):
-    assert packages(decide(tmp_path, {})) == ["chromium", "openjdk-17-jre-headless", "nodejs", "npm"]
+    everything = ["chromium", "openjdk-17-jre-headless", "prometheus", "nodejs", "npm"]
+    assert packages(decide(tmp_path, {})) == everything
 
 
 def test_missing_java_alone(tmp_path):
-    tools = {"node": "v22.11.0", "npm": "10.9.0", "chromium": "Chromium 156"}
+    tools = {"node": "v22.11.0", "npm": "10.9.0", **OTHERS}
     assert packages(decide(tmp_path, tools)) == ["openjdk-17-jre-headless"]
 
 
 def test_debian_node_without_npm_gets_debians_npm(tmp_path):
     """Debian's nodejs (18 on bookworm) does not carry npm; Debian's npm goes with it."""
-    tools = {"node": "v18.20.4", "java": "openjdk 17", "chromium": "Chromium 156"}
+    tools = {"node": "v18.20.4", "java": "openjdk 17", **OTHERS}
     result = decide(tmp_path, tools)
     assert packages(result) == ["npm"]
     assert "v18.20.4" in result.stderr
@@ -78,12 +84,12 @@ def test_debian_node_without_npm_gets_debians_npm(tmp_path):
 @pytest.mark.parametrize("npm", [None, "absent"])
 def test_vendor_node_without_working_npm_is_an_error_not_debians_npm(tmp_path, npm):
     """A Node.js >= 20 comes from a vendor; Debian's npm would conflict with it ("held broken packages")."""
-    tools = {"node": "v20.20.2", "java": "openjdk 17"}
+    tools = {"node": "v20.20.2", "java": "openjdk 17", **OTHERS}
     if npm is None:
         tools["npm"] = None  # present but failing
     result = decide(tmp_path, tools)
     assert result.returncode == 3
-    assert result.stdout.split() == ["chromium"]
+    assert result.stdout.split() == []
     assert "npm from the same vendor" in result.stderr
 
 

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ TENANT_ID = "99999999-8888-7777-6666-555555555555"
 DEPLOYER_OBJECT_ID = "dddddddd-0000-0000-0000-000000000001"
 KUBELET_OBJECT_ID = "kkkkkkkk-0000-0000-0000-000000000002".replace("k", "b")
 CONTROL_PLANE_PRINCIPAL_ID = "cccccccc-0000-0000-0000-000000000003"
+#: The prod runner's egress address (a documentation address, RFC 5737): what Azure gives bootstrap's static
+#: public IP (tests/bootstrap/harness.py) and answers when the main program reads it.
+RUNNER_EGRESS_IP = "203.0.113.77"
 ARM_TOKEN = "fake-arm-access-token"
 ACR_REFRESH_TOKEN = "fake-acr-refresh-token"
 #: What `listClusterUserCredential` returns for a managed-Entra cluster: server + CA, and a user that runs
@@ -64,10 +68,17 @@ users:
         --client-id, 80faf920-1908-4b52-b5ef-a8e7bedfc67a, --tenant-id, {TENANT_ID}, --login, devicecode]
 """
 REDACTED = "<secret>"
+RESOURCE_GROUP_LOCATION = "westeurope"
 LOAD_BALANCER_IP = "20.50.100.7"
 OIDC_ISSUER_URL = "https://oidc.example/issuer/"
 MODEL_IDENTITY_CLIENT_ID = "mmmmmmmm-0000-0000-0000-000000000004".replace("m", "a")
+#: An Azure Monitor workspace's Prometheus query endpoint (`https://<name>-<hash>.<region>.prometheus.monitor.
+#: azure.com`).
+PROMETHEUS_QUERY_ENDPOINT = "https://amw-abc1.westeurope.prometheus.monitor.azure.com"
 MODEL_IDENTITY_PRINCIPAL_ID = "pppppppp-0000-0000-0000-000000000005".replace("p", "e")
+#: The managed environment's domain: apps get `<app>.<domain>` (Microsoft.App managedEnvironments
+#: `defaultDomain`, e.g. `happyhill-70162bb9.westeurope.azurecontainerapps.io`).
+ACA_DEFAULT_DOMAIN = "kindsea-1a2b3c4d.westeurope.azurecontainerapps.io"
 
 
 def fake_digest(text: str) -> str:
@@ -93,6 +104,7 @@ class Registration:
     custom_timeouts: dict[str, str]
     protect: bool
     retain_on_delete: bool
+    delete_before_replace: bool = False
 
 
 @dataclass
@@ -125,7 +137,7 @@ class FakeCloud(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
         rid = f"{args.name}-id"
-        rg = "/subscriptions/" + SUBSCRIPTION_ID + "/resourceGroups/rg"
+        rg = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{args.inputs.get('resourceGroupName', 'rg')}"
         if args.typ == "azure-native:resources:ResourceGroup":
             state.setdefault("name", args.inputs.get("resourceGroupName", args.name))
             rid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{state['name']}"
@@ -166,10 +178,14 @@ class FakeCloud(pulumi.runtime.Mocks):
             rid = f"{account_id}/blobServices/default/containers/{name}"
         elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
             name = args.inputs.get("resourceName", args.name)
+            # The model repository's identity has fixed ids the tests name; any other one (KEDA's) gets ids
+            # of its own, so a test can tell which identity an object was given.
+            model = args.name.startswith("models-")
+            own_id = uuid.uuid5(uuid.NAMESPACE_URL, name)
             state.update(
                 name=name,
-                clientId=MODEL_IDENTITY_CLIENT_ID,
-                principalId=MODEL_IDENTITY_PRINCIPAL_ID,
+                clientId=MODEL_IDENTITY_CLIENT_ID if model else str(own_id),
+                principalId=MODEL_IDENTITY_PRINCIPAL_ID if model else str(uuid.uuid5(own_id, "principal")),
                 tenantId=TENANT_ID,
             )
             rid = f"{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
@@ -180,6 +196,45 @@ class FakeCloud(pulumi.runtime.Mocks):
             name = args.inputs.get("associationName", args.name)
             scope = args.inputs.get("resourceUri", "")
             rid = f"{scope}/providers/Microsoft.Insights/dataCollectionRuleAssociations/{name}"
+        elif args.typ == "azure-native:monitor:AzureMonitorWorkspace":
+            name = args.inputs.get("azureMonitorWorkspaceName", args.name)
+            # ARM's `properties.metrics` of Microsoft.Monitor/accounts 2023-04-03.
+            state.update(name=name, metrics={"prometheusQueryEndpoint": PROMETHEUS_QUERY_ENDPOINT})
+            rid = f"{rg}/providers/Microsoft.Monitor/accounts/{name}"
+        elif args.typ == "azure-native:monitor:DataCollectionEndpoint":
+            name = args.inputs.get("dataCollectionEndpointName", args.name)
+            rid = f"{rg}/providers/Microsoft.Insights/dataCollectionEndpoints/{name}"
+        elif args.typ == "azure-native:monitor:ActionGroup":
+            name = args.inputs.get("actionGroupName", args.name)
+            rid = f"{rg}/providers/Microsoft.Insights/actionGroups/{name}"
+        elif args.typ == "azure-native:alertsmanagement:PrometheusRuleGroup":
+            name = args.inputs.get("ruleGroupName", args.name)
+            rid = f"{rg}/providers/Microsoft.AlertsManagement/prometheusRuleGroups/{name}"
+        elif args.typ == "azure-native:app:ManagedEnvironment":
+            name = args.inputs.get("environmentName", args.name)
+            state.update(name=name, defaultDomain=ACA_DEFAULT_DOMAIN)
+            rid = f"{rg}/providers/Microsoft.App/managedEnvironments/{name}"
+        elif args.typ == "azure-native:app:ContainerApp":
+            # What Azure reports after the PUT: the revision `<app>--<suffix>` it made, and the ingress fqdn.
+            name = args.inputs.get("containerAppName", args.name)
+            revision = f"{name}--{args.inputs['template']['revisionSuffix']}"
+            configuration = dict(state.get("configuration", {}))
+            fqdn = f"{name}.{ACA_DEFAULT_DOMAIN}"
+            configuration["ingress"] = {**configuration.get("ingress", {}), "fqdn": fqdn}
+            # The SDK takes a list of identity ids; ARM answers a map id -> {principalId, clientId}.
+            identity = dict(state.get("identity", {}))
+            identity["userAssignedIdentities"] = {
+                i: {"principalId": MODEL_IDENTITY_PRINCIPAL_ID, "clientId": MODEL_IDENTITY_CLIENT_ID}
+                for i in identity.get("userAssignedIdentities", [])
+            }
+            state.update(
+                name=name,
+                identity=identity,
+                configuration=configuration,
+                latestRevisionName=revision,
+                latestRevisionFqdn=f"{name}--{revision.split('--', 1)[1]}.{ACA_DEFAULT_DOMAIN}",
+            )
+            rid = f"{rg}/providers/Microsoft.App/containerApps/{name}"
         elif args.typ == "docker-build:index:Image":
             tag = args.inputs["tags"][0]
             state["digest"] = fake_digest(tag)
@@ -197,6 +252,21 @@ class FakeCloud(pulumi.runtime.Mocks):
                 "objectId": DEPLOYER_OBJECT_ID,
                 "clientId": "deployer-client",
             }
+        if args.token == "azure-native:resources:getResourceGroup":
+            # The group bootstrap/ created (the program reads it, never creates it).
+            name = args.args["resourceGroupName"]
+            return {
+                "id": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{name}",
+                "name": name,
+                "location": RESOURCE_GROUP_LOCATION,
+                "type": "Microsoft.Resources/resourceGroups",
+                "properties": {"provisioningState": "Succeeded"},
+            }
+        if args.token == "azure-native:network:getPublicIPAddress":
+            # The runner's static egress address bootstrap/ declares (read, never owned by the program).
+            group, name = args.args["resourceGroupName"], args.args["publicIpAddressName"]
+            rid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/Microsoft.Network"
+            return {"id": f"{rid}/publicIPAddresses/{name}", "name": name, "ipAddress": RUNNER_EGRESS_IP}
         if args.token == "azure-native:authorization:getClientToken":
             return {"token": ARM_TOKEN}
         if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
@@ -231,6 +301,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                     custom_timeouts={
                         "create": timeouts.create,
                         "update": timeouts.update,

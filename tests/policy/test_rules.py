@@ -135,20 +135,45 @@ def test_kubeconfig_is_remediated_into_a_secret():
     assert remediate(ResourceValidationArgs(rules.ACR, {"kubeconfig": "x"}, "u", "p", None, None)) is None
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
+def test_container_apps_serve_https_and_pull_with_an_identity():
+    app = run_stack("aca").one(rules.CONTAINER_APP).inputs
+    assert validate("container-app-https-identity-pull", rules.CONTAINER_APP, app) == []
+    insecure = copy.deepcopy(app)
+    insecure["configuration"]["ingress"]["allowInsecure"] = True
+    password = copy.deepcopy(app)
+    password["configuration"]["registries"] = [{"server": LOGIN, "username": "u", "passwordSecretRef": "pw"}]
+    assert "allowInsecure" in " ".join(
+        validate("container-app-https-identity-pull", rules.CONTAINER_APP, insecure)
+    )
+    assert "managed identity" in " ".join(
+        validate("container-app-https-identity-pull", rules.CONTAINER_APP, password)
+    )
+    acr = (rules.ACR, {"loginServer": LOGIN})
+    foreign = copy.deepcopy(app)
+    foreign["template"]["containers"][0]["image"] = "docker.io/library/nginx:1.27"
+    assert len(validate_stack([acr, (rules.CONTAINER_APP, foreign)])) == 1
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "local", "aca"])
 def test_the_real_stacks_pass_every_rule(stack):
     run = run_stack(stack)
     resources = [(r.type, {**r.inputs, **r.state}) for r in run.resources]
     for resource_type, props in resources:
-        for name in ("acr-admin-user-disabled", "aks-rbac-enabled", "containers-non-root-with-resources"):
+        for name in (
+            "acr-admin-user-disabled",
+            "aks-rbac-enabled",
+            "containers-non-root-with-resources",
+            "container-app-https-identity-pull",
+        ):
             assert validate(name, resource_type, props) == [], (name, resource_type)
     assert validate_stack(resources) == []
     if stack != "local":
         assert any(t == rules.ACR for t, _ in resources)
 
 
-def test_pack_declares_the_six_policies():
+def test_pack_declares_the_seven_policies():
     assert {p.name for p in rules.POLICIES} == {
+        "container-app-https-identity-pull",
         "acr-admin-user-disabled",
         "aks-rbac-enabled",
         "aks-api-server-authorized-ranges",

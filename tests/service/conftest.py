@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import re
 import threading
 import time
 import warnings
@@ -18,6 +17,8 @@ import pytest
 import torch
 import uvicorn
 from PIL import Image
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from skimage import data as skdata
 from torchvision.transforms import v2
 
@@ -57,11 +58,16 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    """Value of one sample in a Prometheus text exposition (0 when absent)."""
-    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = "(?m)^" + re.escape(name) + (r"\{" + re.escape(selector) + r"\}" if labels else "") + r" (\S+)"
-    match = re.search(pattern, text)
-    return float(match.group(1)) if match else 0.0
+    """Sum of the samples named ``name`` whose labels include ``labels``, in a Prometheus text
+    exposition (0 when there is none)."""
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and labels.items() <= sample.labels.items())
+
+
+def scrape(app) -> str:
+    """What the app's metrics port serves (``service.metrics.serve_metrics``): its registry in the
+    Prometheus text format, read in-process."""
+    return generate_latest(app.state.metrics.registry).decode()
 
 
 def encode(array: np.ndarray | Image.Image, fmt: str, **kwargs) -> bytes:

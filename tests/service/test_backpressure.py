@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from service.app import create_app
-from tests.service.conftest import ServerThread, encode, metric, until
+from tests.service.conftest import ServerThread, encode, metric, scrape, until
 from tests.service.tiny import TinyClassifier, solid, tiny_settings
 
 RED = encode(solid((250, 10, 10)), "PNG")
@@ -59,7 +59,7 @@ def test_full_queue_answers_503_with_retry_after_and_holds_a_bounded_number_of_i
         assert {r.json()["predictions"][0]["label"] for r in late} == {"red"}
         assert sum(tiny.batches) == len(late)
 
-        text = httpx.get(server.url + "/metrics").text
+        text = scrape(server.app)
         assert metric(text, "inference_rejected_total", reason="queue_full") == len(early)
         assert httpx.get(server.url + "/readyz").status_code == 200
         again = httpx.post(server.url + "/predict?top_k=1", content=RED,
@@ -89,5 +89,5 @@ def test_request_past_the_deadline_answers_504_and_the_server_recovers():
         tiny.gate.set()
         assert httpx.post(server.url + "/predict?top_k=1", content=RED,
                           headers={"Content-Type": "image/png"}).status_code == 200
-        text = httpx.get(server.url + "/metrics").text
+        text = scrape(server.app)
         assert metric(text, "inference_rejected_total", reason="timeout") == 2

@@ -194,7 +194,10 @@ def test_metrics_record_batch_sizes_and_rejections():
         await batcher.stop()
 
     asyncio.run(run())
-    value = metrics.registry.get_sample_value
+
+    def value(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {"model": "", "version": ""})
+
     assert value("inference_batch_size_count") == len(model.sizes)
     assert value("inference_batch_size_sum") == 8
     assert value("inference_duration_seconds_count") == len(model.sizes)

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.app import create_app
 from service.errors import ModelLoadError
 from service.settings import Settings
-from tests.service.conftest import TestClient
+from tests.service.conftest import TestClient, scrape
 
 
 def test_healthz_and_readyz_when_loaded(client):
@@ -54,10 +54,7 @@ def test_metrics_count_requests_by_route_and_status(client, jpeg):
     client.post("/predict", content=jpeg, headers={"Content-Type": "image/jpeg"})
     client.post("/predict", content=b"nope", headers={"Content-Type": "image/jpeg"})
     client.get("/no/such/page")
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    families = {f.name: f for f in text_string_to_metric_families(scrape(client.app))}
     requests = {(s.labels["route"], s.labels["status"]): s.value for s in families["http_requests"].samples
                 if s.name == "http_requests_total"}
     assert requests[("/predict", "200")] >= 1
@@ -68,14 +65,20 @@ def test_metrics_count_requests_by_route_and_status(client, jpeg):
         assert name in families, name
     batch_count = [s.value for s in families["inference_batch_size"].samples if s.name.endswith("_count")]
     assert batch_count[0] >= 1
-    ready = [s.value for s in families["model_ready"].samples]
-    assert ready == [1.0]
+    ready = [(s.labels, s.value) for s in families["model_ready"].samples]
+    assert ready == [({"model": "small", "version": "7"}, 1.0)]
+
+
+def test_metrics_are_not_on_the_api_port(client):
+    """The API port (the one the Service and Ingress expose) has no /metrics: METRICS_PORT serves them."""
+    assert client.get("/metrics").status_code == 404
+    assert "/metrics" not in client.get("/openapi.json").json()["paths"]
 
 
 def test_openapi_documents_the_routes(client):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
-    for path in ("/predict", "/healthz", "/readyz", "/version", "/metrics", "/v2", "/v2/health/live",
+    for path in ("/predict", "/healthz", "/readyz", "/version", "/v2", "/v2/health/live",
                  "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/infer",
                  "/v2/models/{name}/versions/{version}/infer"):
         assert path in paths, path

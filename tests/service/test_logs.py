@@ -13,7 +13,7 @@ import torch
 
 from service.app import create_app
 from service.logs import JsonFormatter, RateLimitedLog, TextFormatter, configure_logging
-from tests.service.conftest import TestClient, encode, metric
+from tests.service.conftest import TestClient, encode, metric, scrape
 from tests.service.tiny import TinyClassifier, solid, tiny_settings
 
 RED = encode(solid((250, 10, 10)), "PNG")
@@ -53,7 +53,7 @@ def test_one_access_line_per_request_with_the_request_id_echoed(client, caplog):
 @pytest.mark.parametrize("sent", [None, "", "x" * 129, "two words", "new\\nline"])
 def test_a_missing_or_unusable_request_id_is_replaced_by_a_generated_one(client, caplog, sent):
     caplog.set_level(logging.INFO)
-    response = client.get("/healthz", headers={"X-Request-ID": sent} if sent is not None else {})
+    response = client.get("/version", headers={"X-Request-ID": sent} if sent is not None else {})
     generated = response.headers["X-Request-ID"]
     assert len(generated) == 32 and generated != sent
     assert [r.request_id for r in _access(caplog)] == [generated]
@@ -119,7 +119,31 @@ def test_log_format_auto_is_text_on_a_terminal_and_json_otherwise(monkeypatch, f
 
 def test_every_stage_of_the_request_path_has_a_latency_histogram(client):
     assert client.post("/predict?top_k=1", content=RED, headers=PNG).status_code == 200
-    text = client.get("/metrics").text
+    text = scrape(client.app)
     for name in ("image_preprocess_duration_seconds", "inference_queue_wait_seconds",
                  "inference_duration_seconds", "postprocess_duration_seconds"):
         assert metric(text, f"{name}_count") >= 1, name
+
+
+PROBES = ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready")
+
+
+def test_probes_are_left_out_of_the_access_log_but_counted(client, caplog):
+    """The kubelet polls the probes every few seconds per pod: by default they write no access line
+    (requests around them still do), and http_requests_total still counts them."""
+    caplog.set_level(logging.INFO)
+    before = metric(scrape(client.app), "http_requests_total", route="/readyz")
+    for path in PROBES:
+        assert client.get(path).status_code == 200
+    assert client.get("/version").status_code == 200
+    assert [r.path for r in _access(caplog)] == ["/version"]
+    assert metric(scrape(client.app), "http_requests_total", route="/readyz") == before + 1
+
+
+def test_access_log_probes_setting_logs_them(caplog):
+    settings = tiny_settings(access_log_probes=True)
+    with TestClient(create_app(settings, classifier=TinyClassifier(settings))) as probed:
+        caplog.set_level(logging.INFO)
+        for path in PROBES:
+            probed.get(path)
+    assert [r.path for r in _access(caplog)] == list(PROBES)

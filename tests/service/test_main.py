@@ -63,9 +63,10 @@ def test_label_mismatch_stops_start_up(model_files, tmp_path):
 
 
 def test_serves_a_model_file_until_sigterm(model_files, labels_file, jpeg):
-    port = _free_port()
+    port, metrics_port = _free_port(), _free_port()
     env = os.environ | {"MODEL_PATH": str(model_files("export")), "MODEL_LABELS": str(labels_file),
-                        "HOST": "127.0.0.1", "PORT": str(port), "TORCH_THREADS": "1"}
+                        "HOST": "127.0.0.1", "PORT": str(port), "TORCH_THREADS": "1",
+                        "METRICS_PORT": str(metrics_port)}
     process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -92,6 +93,18 @@ def test_serves_a_model_file_until_sigterm(model_files, labels_file, jpeg):
         assert response.status == 200
         assert response.getheader("X-Request-ID") == "req-42"
         assert result["model"] == "small-export" and len(result["predictions"]) == 5
+
+        # The metrics are on METRICS_PORT, labelled with the model; the API port has none.
+        conn = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=30)
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        text = response.read().decode()
+        assert response.status == 200 and response.getheader("Content-Type").startswith("text/plain")
+        assert 'inference_batch_size_count{model="small-export",version="1"} 1.0' in text
+        assert 'http_requests_total{method="POST",route="/predict",status="200"} 1.0' in text
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/metrics")
+        assert conn.getresponse().status == 404
     finally:
         process.send_signal(signal.SIGTERM)  # what Kubernetes sends
         output, _ = process.communicate(timeout=60)
@@ -123,3 +136,23 @@ def test_prefetch_checks_the_model_and_exits(model_files):
     assert bad.returncode == 3
     assert bad.stderr.strip().startswith("error: MODEL_PATH=")
     assert "does not fit MODEL_ARCH=resnet18" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_metrics_port_in_use_stops_start_up_with_exit_status_8(model_files):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        result = _run({"MODEL_PATH": str(model_files("torchscript")), "HOST": "127.0.0.1",
+                       "PORT": str(_free_port()), "METRICS_PORT": str(busy)})
+    assert result.returncode == 8
+    [line] = _error_lines(result.stderr)
+    assert f"cannot serve metrics on 127.0.0.1:{busy} (METRICS_PORT)" in line
+    assert "Traceback" not in result.stderr
+
+
+def test_metrics_port_equal_to_the_api_port_is_a_setting_error():
+    result = _run({"PORT": "8123", "METRICS_PORT": "8123"})
+    assert result.returncode == 2
+    assert "METRICS_PORT='8123'" in result.stderr or "METRICS_PORT=8123" in result.stderr
+    assert "must differ from PORT" in result.stderr

@@ -165,12 +165,12 @@ def test_outlier_channel_fails_int8_and_falls_back(files, photo_dir, caplog) -> 
     assert "-> fails" in caplog.text and classifier.gate_report["serving"] == classifier.precision
 
 
-def test_explicit_int8_that_fails_stops_with_one_line_and_status_8(files, photo_dir) -> None:
+def test_explicit_int8_that_fails_stops_with_one_line_and_status_9(files, photo_dir) -> None:
     classifier = ImageClassifier(_settings(files["outlier"], files["labels"], photo_dir, model_dtype="int8"))
     with pytest.raises(PrecisionRejected) as caught:
         classifier.load()
     message = str(caught.value)
-    assert caught.value.exit_status == 8 and "\n" not in message
+    assert caught.value.exit_status == 9 and "\n" not in message
     assert message.startswith("MODEL_DTYPE=int8 fails the accuracy gate: int8 agrees with float32 on ")
 
 

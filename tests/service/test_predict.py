@@ -150,7 +150,10 @@ def test_real_server_answers_413_without_reading_the_body(live_server):
 
 
 def test_concurrent_requests_are_batched_and_a_bad_image_fails_alone(live_server, photos, jpeg):
-    metrics = live_server.server.config.app.state.metrics.registry.get_sample_value
+    registry = live_server.server.config.app.state.metrics.registry
+
+    def metrics(name: str) -> float | None:
+        return registry.get_sample_value(name, {"model": "small", "version": "7"})
     before = (metrics("inference_batch_size_sum") or 0, metrics("inference_batch_size_count") or 0)
     images = [encode(photos[name], "JPEG") for name in ("chelsea", "coffee", "astronaut", "rocket")] * 4
     bodies = [*images[:7], b"garbage, not an image", *images[7:]]

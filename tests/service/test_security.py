@@ -20,7 +20,7 @@ RED = encode(solid((250, 10, 10)), "PNG")
 PNG = {"Content-Type": "image/png"}
 V2_BODY = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
                        "data": [base64.b64encode(RED).decode()]}]}
-OPEN_GETS = ["/", "/static/app.js", "/static/style.css", "/healthz", "/readyz", "/version", "/metrics",
+OPEN_GETS = ["/", "/static/app.js", "/static/style.css", "/healthz", "/readyz", "/version",
              "/openapi.json", "/docs", "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/tiny",
              "/v2/models/tiny/ready", "/v2/models/tiny/versions/1"]
 

@@ -28,18 +28,22 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    """``python -m service`` with ``env`` on a free 127.0.0.1 port; ``__enter__`` waits for /readyz 200."""
+    """``python -m service`` with ``env`` on a free 127.0.0.1 port; ``__enter__`` waits for /readyz 200.
+    ``prefix`` goes before the command (e.g. ``bench.cgroup``'s, to start it in a cgroup)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], log_path: Path, prefix: list[str] | None = None) -> None:
+        self.prefix = prefix or []
+        self.port, metrics_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = os.environ | {"HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "info"} | env
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        self.env = os.environ | {"HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "info",
+                                 "METRICS_PORT": str(metrics_port)} | env
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> ServiceProcess:
         self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen([*self.prefix, sys.executable, "-m", "service"], cwd=ROOT, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -91,7 +95,7 @@ def test_sigterm_turns_readiness_503_lets_in_flight_requests_finish_then_exits_0
     with ServiceProcess(env, tmp_path / "service.log") as service, ThreadPoolExecutor(8) as pool:
         in_flight = [pool.submit(_post, service.url, small_jpeg) for _ in range(6)]
         # all six wait in the batcher's queue (the gauge is read at scrape time): in flight for seconds
-        wait_until(lambda: metric(httpx.get(service.url + "/metrics", timeout=5).text,
+        wait_until(lambda: metric(httpx.get(service.metrics_url, timeout=5).text,
                                   "inference_queue_depth") == 6)
         assert not any(f.done() for f in in_flight), "requests should still wait for their batch"
 

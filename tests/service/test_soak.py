@@ -95,7 +95,7 @@ def test_soak_mixed_good_and_bad_images_no_5xx_bounded_rss(model_files, labels_f
         main, wrong = _run(service.url, workload, REQUESTS - WARM_UP, deadline)
         rss_after = process.memory_info().rss / 2**20
         took = time.monotonic() - started
-        metrics = httpx.get(service.url + "/metrics").text
+        metrics = httpx.get(service.metrics_url).text
 
     total = warm + main
     sent = sum(total.values())

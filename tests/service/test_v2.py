@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,9 @@ import tritonclient.http as httpclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from tests.service.conftest import encode
+from service.app import create_app
+from tests.service.conftest import ServerThread, encode
+from tests.service.tiny import TinyClassifier, tiny_settings
 
 INFER = "/v2/models/small/infer"
 
@@ -40,9 +44,30 @@ def test_model_metadata(client):
     body = client.get("/v2/models/small").json()
     assert body == client.get("/v2/models/small/versions/7").json()
     assert body["name"] == "small" and body["versions"] == ["7"] and body["platform"] == "pytorch_libtorch"
-    assert {"name": "image", "datatype": "BYTES", "shape": [-1]} in body["inputs"]
-    assert {"name": "input", "datatype": "FP32", "shape": [-1, 3, 224, 224]} in body["inputs"]
+    assert body["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
     assert body["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 1000]}]
+
+
+def _element(tensor: dict, jpeg: bytes) -> tuple[list[int], list]:
+    """What a generic client puts in a metadata tensor: batch 1 (``-1`` -> 1) of the datatype's kind."""
+    shape = [1 if d == -1 else d for d in tensor["shape"]]
+    count = int(np.prod(shape))
+    return shape, ([_b64(jpeg)] * count if tensor["datatype"] == "BYTES" else [0.0] * count)
+
+
+def test_a_generic_client_built_from_the_metadata_gets_an_answer(client, jpeg):
+    """The Open Inference Protocol's model metadata lists "the inputs required by the model": a generic
+    client (KServe's, Triton's) sends each listed input, so the list must be one the infer route takes
+    as a whole request."""
+    metadata = client.get("/v2/models/small").json()
+    inputs = []
+    for tensor in metadata["inputs"]:
+        shape, data = _element(tensor, jpeg)
+        inputs.append({"name": tensor["name"], "datatype": tensor["datatype"], "shape": shape, "data": data})
+    response = client.post(INFER, json={"inputs": inputs})
+    assert response.status_code == 200, response.json()
+    [output] = response.json()["outputs"]
+    assert output["name"] == metadata["outputs"][0]["name"] and output["shape"] == [1, 1000]
 
 
 @pytest.mark.parametrize("path", ["/v2/models/other", "/v2/models/other/ready", "/v2/models/small/versions/8",
@@ -245,3 +270,37 @@ def _live_predict(server, image: bytes) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     conn.request("POST", "/predict?top_k=1", body=image, headers={"Content-Type": "image/jpeg"})
     return json.loads(conn.getresponse().read())["predictions"][0]
+
+
+def test_json_tensors_are_parsed_off_the_event_loop(monkeypatch):
+    """While one request's JSON tensor is being parsed (held here), the event loop answers others: a
+    big JSON body (MAX_BODY_BYTES of nested lists) no longer stalls every connection of the pod."""
+    from service import v2_protocol
+    from service.routes import v2 as v2_routes
+
+    entered, release = threading.Event(), threading.Event()
+    real = v2_protocol.parse_request
+
+    def held(*args):
+        entered.set()
+        assert release.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(v2_protocol, "parse_request", held)
+    monkeypatch.setattr(v2_routes, "parse_request", held, raising=False)  # where older code called it
+    settings = tiny_settings()
+    with ServerThread(create_app(settings, classifier=TinyClassifier(settings))) as server:
+        answers: list[httpx.Response] = []
+        body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 32, 32],
+                            "data": [[[[0.5] * 32] * 32] * 3]}]}
+        request = threading.Thread(target=lambda: answers.append(
+            httpx.post(server.url + "/v2/models/tiny/infer", json=body, timeout=60)))
+        request.start()
+        try:
+            assert entered.wait(10)
+            assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+        finally:
+            release.set()
+            request.join(30)
+        assert answers[0].status_code == 200
+        assert answers[0].json()["outputs"][0]["shape"] == [1, 4]

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from stacks.cluster_access import AKS_RBAC_CLUSTER_ADMIN_ROLE_ID
+from stacks.config import ConfigError
 from stacks.kubeconfig import AKS_AAD_SERVER_ID, kubelogin_args, kubelogin_kubeconfig
 from tests.harness import stack_mocks as mocks
 from tests.stacks.conftest import run_stack
@@ -19,9 +20,9 @@ PROVIDER = "pulumi:providers:kubernetes"
 CREDENTIAL_FIELDS = {"client-certificate-data", "client-key-data", "token", "password", "client-certificate"}
 
 
-def deployer_role(run):
-    (role,) = [r for r in run.of_type(ROLE) if r.name.startswith("cluster-access")]
-    return role
+def admin_roles(run) -> dict[str, object]:
+    """`{principalId: registration}` of the cluster-admin assignments (ClusterAccess's children)."""
+    return {r.inputs["principalId"]: r for r in run.of_type(ROLE) if r.name.startswith("cluster-access-")}
 
 
 def test_every_azure_stack_uses_managed_entra_with_azure_rbac(dev, prod):
@@ -38,30 +39,88 @@ def test_prod_disables_local_accounts_and_dev_keeps_them_as_its_config_says(dev,
     assert run_stack("dev", localAccounts="false").one(AKS).inputs["disableLocalAccounts"] is True
 
 
-def test_deployer_gets_aks_rbac_cluster_admin_on_the_cluster(prod):
-    role = deployer_role(prod).inputs
-    # Built-in role GUIDs are the same in every tenant (Azure built-in roles, Containers).
-    assert AKS_RBAC_CLUSTER_ADMIN_ROLE_ID == "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
-    assert role["roleDefinitionId"].endswith(f"/roleDefinitions/{AKS_RBAC_CLUSTER_ADMIN_ROLE_ID}")
-    assert role["principalId"] == mocks.DEPLOYER_OBJECT_ID
-    assert role["scope"] == prod.one(AKS).id
-    assert "/providers/Microsoft.ContainerService/managedClusters/" in role["scope"]
-    # azure-native v3 defaults principalType to User; a CI service principal must say so
-    # (Azure answers UnmatchedPrincipalType otherwise, Azure/azure-rest-api-specs#21664).
-    assert role["principalType"] == "User"
-    ci = run_stack("prod", deployerPrincipalType="ServicePrincipal")
-    assert deployer_role(ci).inputs["principalType"] == "ServicePrincipal"
+def test_configured_admins_get_aks_rbac_cluster_admin_on_the_cluster(prod):
+    roles = admin_roles(prod)
+    # Pulumi.prod.yaml: the prod deploy identity and the operators' group, each with its principal type.
+    assert {oid: r.inputs["principalType"] for oid, r in roles.items()} == {
+        "00000000-0000-4000-8000-00000000f001": "ServicePrincipal",
+        "00000000-0000-4000-8000-00000000a001": "Group",
+    }
+    for role in roles.values():
+        # Built-in role GUIDs are the same in every tenant (Azure built-in roles, Containers).
+        assert AKS_RBAC_CLUSTER_ADMIN_ROLE_ID == "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+        assert role.inputs["roleDefinitionId"].endswith(f"/roleDefinitions/{AKS_RBAC_CLUSTER_ADMIN_ROLE_ID}")
+        assert role.inputs["scope"] == prod.one(AKS).id
+        assert "/providers/Microsoft.ContainerService/managedClusters/" in role.inputs["scope"]
+
+
+def test_no_assignment_depends_on_who_runs_up(dev, prod):
+    """The same stack file gives the same assignments whoever runs it: the caller's object id (what
+    `getClientConfig` returns) appears in none of them, and their names follow the configured ids, so
+    reordering `clusterAdmins` replaces nothing."""
+    for run in (dev, prod):
+        assert all(r.inputs["principalId"] != mocks.DEPLOYER_OBJECT_ID for r in run.of_type(ROLE))
+    names = {r.name for r in admin_roles(prod).values()}
+    assert names == {
+        "cluster-access-00000000-0000-4000-8000-00000000f001",
+        "cluster-access-00000000-0000-4000-8000-00000000a001",
+    }
+    reordered = run_stack(
+        "prod",
+        clusterAdmins=[
+            "Group:00000000-0000-4000-8000-00000000a001",
+            "ServicePrincipal:00000000-0000-4000-8000-00000000f001",
+        ],
+    )
+    assert {r.name: r.inputs for r in admin_roles(reordered).values()} == {
+        r.name: r.inputs for r in admin_roles(prod).values()
+    }
+
+
+def test_the_deployer_is_an_admin_only_on_the_explicit_opt_in(dev):
+    # azure-native v3 defaults principalType to User; a managed identity must say ServicePrincipal (Azure
+    # answers UnmatchedPrincipalType otherwise, Azure/azure-rest-api-specs#21664), so the type is declared.
+    opted = run_stack("dev", grantDeployer="true", deployerPrincipalType="ServicePrincipal")
+    roles = admin_roles(opted)
+    assert roles[mocks.DEPLOYER_OBJECT_ID].inputs["principalType"] == "ServicePrincipal"
+    assert roles[mocks.DEPLOYER_OBJECT_ID].name == "cluster-access-deployer"
+    assert set(roles) == set(admin_roles(dev)) | {mocks.DEPLOYER_OBJECT_ID}
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ("Group", "<type>:<object id>"),
+        ("Team:00000000-0000-4000-8000-00000000a001", "User, ServicePrincipal, Group"),
+        ("Group:not-a-guid", "GUID"),
+        ("group:00000000-0000-4000-8000-00000000a001", "<type>:<object id>"),
+    ],
+)
+def test_a_bad_principal_entry_names_the_key(entry, words):
+    with pytest.raises(ConfigError, match=r"^aks-image-classifier:clusterAdmins .*") as error:
+        run_stack("prod", clusterAdmins=[entry])
+    assert words in str(error.value)
+
+
+def test_an_azure_stack_needs_an_admin_or_the_opt_in():
+    with pytest.raises(ConfigError, match=r"^aks-image-classifier:clusterAdmins must list at least one"):
+        run_stack("dev", clusterAdmins=[])
+    assert admin_roles(run_stack("dev", clusterAdmins=[], grantDeployer="true"))
+    with pytest.raises(ConfigError, match="twice"):
+        run_stack("dev", modelPublishers=["Group:00000000-0000-4000-8000-00000000a001"] * 2)
 
 
 def test_kubernetes_provider_waits_for_the_role_and_signs_in_with_kubelogin(prod):
     provider = prod.one(PROVIDER)
-    assert deployer_role(prod).urn in provider.dependencies
+    assert {r.urn for r in admin_roles(prod).values()} <= set(provider.dependencies)
     assert mocks.is_secret(provider.raw_inputs["kubeconfig"])
     config = yaml.safe_load(provider.inputs["kubeconfig"])
     (user,) = config["users"]
     exec_ = user["user"]["exec"]
     assert exec_["command"] == "kubelogin"
-    assert exec_["args"] == ["get-token", "--login", "azurecli", "--server-id", AKS_AAD_SERVER_ID]
+    # Pulumi.prod.yaml says workloadidentity: the deploy workflow's token file (docs/delivery.md).
+    assert exec_["args"] == ["get-token", "--login", "workloadidentity", "--server-id", AKS_AAD_SERVER_ID,
+                             "--environment", "AzurePublicCloud", "--tenant-id", mocks.TENANT_ID]
     (cluster,) = config["clusters"]
     assert cluster["cluster"] == {"server": mocks.KUBE_SERVER, "certificate-authority-data": mocks.KUBE_CA}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import enum
 import inspect
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from pulumi.output import Unknown
 from pulumi_azure_native import containerregistry, containerservice, monitor, operationalinsights
 
-from stacks.cluster import AGENT_POOL_LABEL, WORKLOAD_POOL
+from stacks.cluster import WORKLOAD_NODE_SELECTOR
 from stacks.config import DRAIN_MARGIN_S, cpu_millicores
 from stacks.local_image import load_command
 from tests.harness.stack_mocks import MockRun
@@ -102,7 +103,7 @@ def _after_refresh(run: MockRun) -> tuple[dict, dict]:
     cluster = dict(run.one(AKS).inputs)
     pool = dict(run.one(POOL).inputs)
     system = {**cluster["agentPoolProfiles"][0], "orchestratorVersion": "1.35.2"}
-    workload = {"name": WORKLOAD_POOL, "count": pool["maxCount"], "orchestratorVersion": "1.35.2"}
+    workload = {"name": pool["agentPoolName"], "count": pool["maxCount"], "orchestratorVersion": "1.35.2"}
     cluster.update(kubernetesVersion="1.35.2", agentPoolProfiles=[system, workload])
     pool.update(count=pool["maxCount"], orchestratorVersion="1.35.2")
     return cluster, pool
@@ -228,15 +229,13 @@ def test_enum_values_reach_azure_unchanged(dev, prod):
 def test_cpu_limit_equals_request_so_the_hpa_target_is_a_share_of_the_pod(stack):
     """HPA utilisation is a percentage of the container's CPU request (Kubernetes "Horizontal Pod
     Autoscaling", resource metrics). With request = limit, `targetCpuUtilization` 70 % means 70 % of what one
-    pod can use (not a third of it, as with 1 CPU requested and 2 allowed). The stack sets no TORCH_THREADS:
-    the service reads the quota and rounds a fractional one down (service/cpus.py; rounding up measured
-    2.5x the CPU per image, docs/cpu-quota.md)."""
+    pod can use (not a third of it, as with 1 CPU requested and 2 allowed), and TORCH_THREADS follows."""
     run = run_stack(stack)
     (container,) = run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
     requests, limits = container["resources"]["requests"], container["resources"]["limits"]
     assert cpu_millicores(limits["cpu"]) == cpu_millicores(requests["cpu"])
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert "TORCH_THREADS" not in env and "DECODE_THREADS" not in env
+    assert env["TORCH_THREADS"] == str(max(1, math.ceil(cpu_millicores(limits["cpu"]) / 1000)))
 
 
 @pytest.mark.parametrize(
@@ -276,14 +275,13 @@ def test_local_builds_for_the_host_platform_and_azure_for_amd64(dev, local):
 
 
 def test_workload_pods_select_the_workload_pool(dev, local):
-    """AKS labels every node `kubernetes.azure.com/agentpool: <pool>` (AKS "Use labels"), so the pods can
-    select the workload pool without a custom label; the local target has no such label and selects
-    nothing."""
+    """The workload pool's name changes with its shape (stacks.node_pools), so the pods select a node label
+    every version of the pool carries (AKS applies `nodeLabels` to the pool's nodes) rather than AKS's
+    `kubernetes.azure.com/agentpool: <name>`; the local target has no such label and selects nothing."""
     (dev_pool,) = [r for r in dev.of_type(POOL)]
-    assert dev_pool.inputs["agentPoolName"] == WORKLOAD_POOL
-    assert "nodeLabels" not in dev_pool.inputs, "a label no pod selects is dead configuration"
+    assert dev_pool.inputs["nodeLabels"] == {"aks-image-classifier/pool": "workload"}
     pod = dev.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
-    assert pod["nodeSelector"] == {AGENT_POOL_LABEL: WORKLOAD_POOL}
+    assert pod["nodeSelector"] == dev_pool.inputs["nodeLabels"] == WORKLOAD_NODE_SELECTOR
     assert "nodeSelector" not in local.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from stacks.config import load_config
 from tests.conftest import STACKS
-from tests.harness import cert_manager_schema
+from tests.harness import cert_manager_schema, crd_schema
 from tests.harness.stack_mocks import stack_file_config
 from tools import render_manifests
 
@@ -23,17 +23,24 @@ BUILT_IN_KINDS = {
     "ServiceAccount": "v1",
     "Service": "v1",
     "Deployment": "apps/v1",
-    "HorizontalPodAutoscaler": "autoscaling/v2",
     "PodDisruptionBudget": "policy/v1",
     "NetworkPolicy": "networking.k8s.io/v1",
+}
+#: The local target scales with the CPU HPA; azure with KEDA (which makes the HPA itself) and is scraped by
+#: managed Prometheus: custom resources checked against their CRDs' schemas (tests/harness/crd_schema.py).
+LOCAL_KINDS = {"HorizontalPodAutoscaler": "autoscaling/v2"}
+CRD_KINDS = {
+    "ScaledObject": "keda.sh/v1alpha1",
+    "TriggerAuthentication": "keda.sh/v1alpha1",
+    "PodMonitor": "azmonitoring.coreos.com/v1",
 }
 #: With `tls` on (prod): the Ingress, and cert-manager's custom resources (checked by cert_manager_schema).
 TLS_KINDS = {"Ingress": "networking.k8s.io/v1"}
 CERT_MANAGER_KINDS = {"ClusterIssuer": "cert-manager.io/v1", "Certificate": "cert-manager.io/v1"}
 EXPECTED_KINDS = {
-    "dev": BUILT_IN_KINDS,
-    "local": BUILT_IN_KINDS,
-    "prod": {**BUILT_IN_KINDS, **TLS_KINDS, **CERT_MANAGER_KINDS},
+    "dev": {**BUILT_IN_KINDS, **CRD_KINDS},
+    "local": {**BUILT_IN_KINDS, **LOCAL_KINDS},
+    "prod": {**BUILT_IN_KINDS, **CRD_KINDS, **TLS_KINDS, **CERT_MANAGER_KINDS},
 }
 
 
@@ -76,7 +83,8 @@ def test_one_file_per_object_with_real_kinds(rendered):
 
 def test_kubernetes_validate_strict(rendered):
     stack, out = rendered
-    files = [str(p) for p, obj in objects(out) if obj["kind"] not in CERT_MANAGER_KINDS]
+    custom = {**CERT_MANAGER_KINDS, **CRD_KINDS}
+    files = [str(p) for p, obj in objects(out) if obj["kind"] not in custom]
     result = subprocess.run(
         [
             str(VENV_BIN / "kubernetes-validate"),
@@ -100,6 +108,37 @@ def test_cert_manager_resources_fit_the_documented_v1_api(rendered):
     assert len(custom) == (2 if stack == "prod" else 0)
     for path, obj in custom:
         assert cert_manager_schema.validate(obj) == [], path.name
+
+
+def test_keda_and_pod_monitor_objects_validate_against_their_crds(rendered):
+    """kedacore/keda v2.20.2 `config/crd/bases` and the managed Prometheus add-on's PodMonitor CRD."""
+    stack, out = rendered
+    custom = [(p, obj) for p, obj in objects(out) if obj["kind"] in CRD_KINDS]
+    assert sorted(obj["kind"] for _, obj in custom) == ([] if stack == "local" else sorted(CRD_KINDS))
+    for path, obj in custom:
+        assert obj["apiVersion"] == CRD_KINDS[obj["kind"]]
+        assert crd_schema.validate(obj) == [], path.name
+
+
+def test_crd_validation_refuses_what_the_api_server_would(rendered_manifests):
+    """The check can fail: an unknown field, a number where KEDA's trigger metadata takes strings, a
+    TriggerAuthentication provider KEDA does not know, a PodMonitor without its required selector."""
+    found = {obj["kind"]: obj for _, obj in objects(rendered_manifests["dev"]) if obj["kind"] in CRD_KINDS}
+    scaled = found["ScaledObject"]
+    typo = {**scaled, "spec": {**scaled["spec"], "minReplicas": 1}}
+    assert crd_schema.validate(typo) == [
+        "spec: Additional properties are not allowed ('minReplicas' was unexpected)"
+    ]
+    queue, cpu = scaled["spec"]["triggers"]
+    number = {**scaled, "spec": {**scaled["spec"], "triggers": [{**queue, "metadata": {"threshold": 16}},
+    cpu]}}
+    assert crd_schema.validate(number) == ["spec.triggers.0.metadata.threshold: 16 is not of type 'string'"]
+    auth = found["TriggerAuthentication"]
+    provider = {**auth, "spec": {"podIdentity": {"provider": "azure-pod-identity"}}}
+    assert [e.split(":")[0] for e in crd_schema.validate(provider)] == ["spec.podIdentity.provider"]
+    monitor = found["PodMonitor"]
+    bare = {**monitor, "spec": {"podMetricsEndpoints": monitor["spec"]["podMetricsEndpoints"]}}
+    assert crd_schema.validate(bare) == ["spec: 'selector' is a required property"]
 
 
 def test_cert_manager_schema_check_catches_wrong_fields():
@@ -143,6 +182,6 @@ def test_checkov_finds_nothing_unannotated(rendered, checkov):
 
 def test_cli_writes_the_default_folder_and_rejects_unknown_stacks(tmp_path, capsys):
     assert render_manifests.main(["--stack", "dev", "--out", str(tmp_path)]) == 0
-    assert len(list(tmp_path.glob("*.yaml"))) == 7
+    assert len(list(tmp_path.glob("*.yaml"))) == 9  # test_one_file_per_object_with_real_kinds: dev
     assert render_manifests.main(["--stack", "nope", "--out", str(tmp_path)]) == 2
     assert "Pulumi.nope.yaml" in capsys.readouterr().err

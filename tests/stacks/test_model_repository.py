@@ -49,6 +49,12 @@ def role(run, role_id: str):
     return found.inputs
 
 
+def repository_child(run, type_: str):
+    """The one `type_` resource of the ModelRepository component (KEDA has an identity of its own)."""
+    (found,) = [r for r in run.of_type(type_) if r.parent.endswith("ModelRepository::models")]
+    return found
+
+
 def template(run) -> dict:
     return run.one(DEPLOYMENT).inputs["spec"]["template"]
 
@@ -92,13 +98,13 @@ def test_versioning_soft_delete_and_a_private_container(dev):
 
 
 def test_identity_is_federated_with_the_workload_service_account(dev):
-    federation = dev.one(FEDERATION).inputs
+    federation = repository_child(dev, FEDERATION).inputs
     sa = dev.one(SERVICE_ACCOUNT).inputs["metadata"]
     assert federation["issuer"] == mocks.OIDC_ISSUER_URL  # the cluster's OIDC issuer URL
     assert federation["subject"] == f"system:serviceaccount:{sa['namespace']}:{sa['name']}"
     assert federation["subject"] == "system:serviceaccount:classifier:classifier"
     assert federation["audiences"] == ["api://AzureADTokenExchange"]
-    assert federation["resourceName"] == dev.one(IDENTITY).state["name"]
+    assert federation["resourceName"] == repository_child(dev, IDENTITY).state["name"]
 
 
 def test_reader_role_goes_to_the_identity_on_the_container_only(dev):
@@ -113,13 +119,28 @@ def test_reader_role_goes_to_the_identity_on_the_container_only(dev):
     assert reader["scope"] == dev.one(CONTAINER).id and reader["scope"].endswith("/containers/models")
 
 
-def test_deployer_publishes_with_contributor_on_the_container(dev):
-    publisher = role(dev, BLOB_DATA_CONTRIBUTOR_ROLE_ID)
+def publishers(run) -> dict[str, str]:
+    """`{principalId: principalType}` of the Storage Blob Data Contributor assignments."""
+    return {
+        r.inputs["principalId"]: r.inputs["principalType"]
+        for r in run.of_type(ROLE)
+        if r.inputs["roleDefinitionId"].endswith(BLOB_DATA_CONTRIBUTOR_ROLE_ID)
+    }
+
+
+def test_configured_publishers_get_contributor_on_the_container(dev, prod):
     assert BLOB_DATA_CONTRIBUTOR_ROLE_ID == "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-    assert publisher["principalId"] == mocks.DEPLOYER_OBJECT_ID
-    assert publisher["principalType"] == "User" and publisher["scope"] == dev.one(CONTAINER).id
-    ci = run_stack("dev", deployerPrincipalType="ServicePrincipal")
-    assert role(ci, BLOB_DATA_CONTRIBUTOR_ROLE_ID)["principalType"] == "ServicePrincipal"
+    # Pulumi.dev.yaml: the dev deploy identity (a managed identity, so ServicePrincipal); prod: a group.
+    assert publishers(dev) == {"00000000-0000-4000-8000-00000000de01": "ServicePrincipal"}
+    assert publishers(prod) == {"00000000-0000-4000-8000-00000000a001": "Group"}
+    assert role(dev, BLOB_DATA_CONTRIBUTOR_ROLE_ID)["scope"] == dev.one(CONTAINER).id
+    assert mocks.DEPLOYER_OBJECT_ID not in publishers(dev) | publishers(prod)  # not whoever ran `up`
+
+
+def test_the_deployer_publishes_only_on_the_opt_in_with_its_declared_type():
+    opted = run_stack("dev", grantDeployer="true", deployerPrincipalType="User")
+    assert publishers(opted)[mocks.DEPLOYER_OBJECT_ID] == "User"
+    assert len(publishers(opted)) == 2  # the configured one stays
 
 
 def test_service_account_annotation_pod_label_and_ordering(dev):
@@ -133,7 +154,7 @@ def test_service_account_annotation_pod_label_and_ordering(dev):
     assert "azure.workload.identity/use" not in dev.one(DEPLOYMENT).inputs["spec"]["selector"]["matchLabels"]
     assert tpl["spec"]["serviceAccountName"] == sa["metadata"]["name"]
     deps = dev.one(DEPLOYMENT).dependencies
-    assert dev.one(FEDERATION).urn in deps
+    assert repository_child(dev, FEDERATION).urn in deps
     assert any(
         r.urn in deps
         for r in dev.of_type(ROLE)
@@ -189,7 +210,7 @@ def _model_keys(run) -> dict[str, str]:
 
 def test_model_repository_off_declares_no_storage(dev):
     off = run_stack("dev", modelRepository="false")
-    assert not [r for r in off.resources if r.type in AZURE_ONLY]
+    assert not [r for r in off.resources if r.type in AZURE_ONLY and "ModelRepository" in r.parent]
     assert "annotations" not in off.one(SERVICE_ACCOUNT).inputs["metadata"]
     assert "azure.workload.identity/use" not in template(off)["metadata"]["labels"]
     assert "model_repository_url" not in off.outputs

@@ -17,9 +17,15 @@ DCRA = "azure-native:monitor:DataCollectionRuleAssociation"
 STREAM = "Microsoft-ContainerInsights-Group-Default"
 
 
+def insights(run, type_: str):
+    """The Container Insights component's `type_` resource (managed Prometheus has a rule of its own)."""
+    (found,) = [r for r in run.of_type(type_) if r.parent.endswith("ContainerInsights::insights")]
+    return found
+
+
 def test_rule_sends_the_container_insights_stream_to_the_workspace(dev):
     workspace = dev.one(WORKSPACE)
-    rule = dev.one(DCR).inputs
+    rule = insights(dev, DCR).inputs
     assert rule["kind"] == "Linux"
     assert rule["location"] == workspace.inputs["location"], "a rule lives in its destination's region"
     (extension,) = rule["dataSources"]["extensions"]
@@ -39,15 +45,15 @@ def test_the_addon_uses_managed_identity_and_the_same_workspace(dev):
 
 
 def test_rule_is_associated_with_the_cluster(dev):
-    association = dev.one(DCRA).inputs
+    association = insights(dev, DCRA).inputs
     assert association["resourceUri"] == dev.one(AKS).id
-    assert association["dataCollectionRuleId"] == dev.one(DCR).id
+    assert association["dataCollectionRuleId"] == insights(dev, DCR).id
     assert association["associationName"] == "ContainerInsightsExtension"
 
 
 def test_collection_profile_is_cost_conscious(dev):
     """The AKS docs' "Cost-optimized" preset: 5-minute interval, system namespaces out, ContainerLogV2."""
-    (extension,) = dev.one(DCR).inputs["dataSources"]["extensions"]
+    (extension,) = insights(dev, DCR).inputs["dataSources"]["extensions"]
     settings = extension["extensionSettings"]["dataCollectionSettings"]
     assert settings["interval"] == "5m"
     assert settings["namespaceFilteringMode"] == "Exclude"

@@ -62,14 +62,22 @@ def test_every_stack_file_runs_the_program_after_the_cli(stack):
     assert run.resources and run.config.stack == stack
 
 
-def test_a_brand_new_stack_reaches_the_program_which_names_the_one_key_to_set():
-    """The CLI lets a new stack through (every project key has a default); the program then asks for the
-    one provider key Pulumi.yaml cannot default: the Azure region."""
+def test_a_brand_new_stack_reaches_the_program_which_names_each_key_to_set():
+    """The CLI lets a new stack through (every project key has a default); the program then asks, one at a
+    time, for what Pulumi.yaml cannot default: the Azure region, the stack's existing resource group, and
+    who administers the cluster."""
     merged = apply_project_config("brand-new", PROJECT, {})
-    with pytest.raises(ConfigError, match=r"^azure-native:location must be set"):
-        load_config(program_config(merged).get, stack="brand-new", is_secret=lambda key: False)
-    merged["azure-native:location"] = StackValue.from_yaml("westeurope")
-    assert run_program(program_config(merged), "brand-new").config.location == "westeurope"
+    needed = [
+        ("azure-native:location", "westeurope"),
+        ("aks-image-classifier:resourceGroupName", "aic-brand-new"),
+        ("aks-image-classifier:clusterAdmins", ["Group:0f0e0d0c-0b0a-4909-8807-060504030201"]),
+    ]
+    for key, value in needed:
+        with pytest.raises(ConfigError, match=rf"^{key} must "):
+            load_config(program_config(merged).get, stack="brand-new", is_secret=lambda key: False)
+        merged[key] = StackValue.from_yaml(value)
+    run = run_program(program_config(merged), "brand-new")
+    assert run.config.location == "westeurope" and run.config.resource_group_name == "aic-brand-new"
 
 
 def test_every_key_a_stack_sets_is_declared():

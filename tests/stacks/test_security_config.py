@@ -34,10 +34,17 @@ def declare(stack: str, **overrides) -> MockRun:
         ("dev", {"apiServerAuthorizedIpRanges": ["office"]}, "apiServerAuthorizedIpRanges", "invalid CIDR"),
         (
             "prod",
-            {"apiServerAuthorizedIpRanges": []},
+            {"apiServerAuthorizedIpRanges": [], "apiServerRunnerPublicIp": ""},
             "apiServerAuthorizedIpRanges",
             "requireAuthorizedIpRanges",
         ),
+        (
+            "prod",
+            {"apiServerRunnerPublicIp": "aic-prod-runner-egress"},
+            "apiServerRunnerPublicIp",
+            "<resource group>/",
+        ),
+        ("prod", {"apiServerRunnerPublicIp": "rg/bad name"}, "apiServerRunnerPublicIp", "<public IP name>"),
         ("prod", {"dnsLabel": ""}, "dnsLabel", "must be set"),
         ("prod", {"dnsLabel": "Not_A_Label"}, "dnsLabel", "DNS label"),
         ("prod", {"tlsContactEmail": ""}, "tlsContactEmail", "must be set"),
@@ -71,3 +78,12 @@ def test_managed_os_disks_lift_the_local_disk_rule():
     }
     run_program(config, "dev", run=run)
     assert run.config.security.os_disk_type == "Managed"
+
+
+def test_the_runner_address_alone_satisfies_required_ranges():
+    """prod without configured ranges still restricts its API server to the runner's egress (a /32)."""
+    config = stack_file_config("prod", ROOT)
+    config[f"{P}:apiServerAuthorizedIpRanges"] = []
+    run = run_program(config, "prod")
+    profile = run.one("azure-native:containerservice:ManagedCluster").inputs["apiServerAccessProfile"]
+    assert profile["authorizedIPRanges"] == ["203.0.113.77/32"]

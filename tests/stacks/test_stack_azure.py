@@ -17,7 +17,6 @@ ROLE = "azure-native:authorization:RoleAssignment"
 IMAGE = "docker-build:index:Image"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
-HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 
 
@@ -35,7 +34,6 @@ def container(run):
 def test_dev_declares_the_whole_stack(dev):
     types = {r.type for r in dev.resources}
     assert types == {
-        "azure-native:resources:ResourceGroup",
         "random:index/randomString:RandomString",
         ACR,
         "azure-native:operationalinsights:Workspace",
@@ -48,9 +46,19 @@ def test_dev_declares_the_whole_stack(dev):
         "kubernetes:core/v1:ServiceAccount",
         DEPLOYMENT,
         SERVICE,
-        HPA,
         PDB,
         "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        # managed Prometheus, alert rules, KEDA (test_prometheus.py, test_alert_rules.py, test_keda.py)
+        "kubernetes:azmonitoring.coreos.com/v1:PodMonitor",
+        "kubernetes:keda.sh/v1alpha1:ScaledObject",
+        "kubernetes:keda.sh/v1alpha1:TriggerAuthentication",
+        "azure-native:monitor:AzureMonitorWorkspace",
+        "azure-native:monitor:DataCollectionEndpoint",
+        "azure-native:monitor:ActionGroup",
+        "azure-native:alertsmanagement:PrometheusRuleGroup",
+        "aks-image-classifier:prometheus:ManagedPrometheus",
+        "aks-image-classifier:alert_rules:AlertRules",
+        "aks-image-classifier:keda:KedaScaling",
         "aks-image-classifier:registry:Registry",
         "aks-image-classifier:cluster:Cluster",
         "aks-image-classifier:acr_pull:AcrPull",
@@ -68,8 +76,17 @@ def test_dev_declares_the_whole_stack(dev):
         "aks-image-classifier:monitoring:ContainerInsights",
     }
     assert not any(r.protect or r.retain_on_delete for r in dev.resources), "destroy must remove everything"
-    rg = dev.one("azure-native:resources:ResourceGroup")
-    assert rg.inputs["location"] == "westeurope"
+
+
+def test_the_stack_adopts_its_resource_group_and_never_declares_one(dev, prod):
+    """bootstrap/ creates the group; the program reads it (an invoke, nothing in state), so `pulumi destroy`
+    cannot delete it and no deploy identity needs a right at subscription scope."""
+    for run, name in ((dev, "aks-image-classifier-dev"), (prod, "aks-image-classifier-prod")):
+        assert not run.of_type("azure-native:resources:ResourceGroup")
+        assert "azure-native:resources:getResourceGroup" in run.invokes
+        assert run.outputs["resource_group"] == name == run.config.resource_group_name
+        groups = {r.inputs["resourceGroupName"] for r in run.resources if "resourceGroupName" in r.inputs}
+        assert groups == {name}, groups
 
 
 def test_children_hang_off_their_components(dev):
@@ -81,14 +98,18 @@ def test_children_hang_off_their_components(dev):
         IMAGE: "image",
         DEPLOYMENT: "workload",
         SERVICE: "workload",
-        HPA: "workload",
+        "kubernetes:keda.sh/v1alpha1:ScaledObject": "keda",
+        "azure-native:monitor:AzureMonitorWorkspace": "prometheus",
+        "azure-native:monitor:ActionGroup": "alert_rules",
         PDB: "workload",
     }
     for type_, module in expected_parent.items():
         assert components[dev.one(type_).parent].split(":")[1] == module, type_
     roles = {r.name: components[r.parent].split(":")[1] for r in dev.of_type(ROLE)}
     assert roles["acr-pull-assignment"] == "acr_pull"
-    assert roles["cluster-access-assignment"] == "cluster_access"
+    assert {module for name, module in roles.items() if name.startswith("cluster-access-")} == {
+        "cluster_access"
+    }
 
 
 def test_registry_has_no_admin_user_no_anonymous_pull_and_a_valid_unique_name(dev, prod):
@@ -204,7 +225,7 @@ def test_workload_waits_for_acr_pull_and_uses_the_cluster_provider(dev):
 def test_outputs_and_kubeconfig_secret(dev):
     assert dev.outputs["endpoint"] == f"http://{mocks.LOAD_BALANCER_IP}/"
     assert dev.outputs["cluster_name"] == dev.one(AKS).state["name"]
-    assert dev.outputs["resource_group"] == dev.one("azure-native:resources:ResourceGroup").state["name"]
+    assert dev.outputs["resource_group"] == "aks-image-classifier-dev"
     assert mocks.KUBE_SERVER in dev.outputs["kubeconfig"]
     assert "kubeconfig" in dev.secret_outputs
     assert {"endpoint", "image", "registry"}.isdisjoint(dev.secret_outputs)

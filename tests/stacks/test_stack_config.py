@@ -18,7 +18,13 @@ from stacks.config import (
 from tests.harness.stack_mocks import MockRun, run_program
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE = {"aks-image-classifier:target": "azure", "azure-native:location": "westeurope"}
+ADMIN = "Group:0f0e0d0c-0b0a-4909-8807-060504030201"
+BASE = {
+    "aks-image-classifier:target": "azure",
+    "azure-native:location": "westeurope",
+    "aks-image-classifier:resourceGroupName": "aic-test",
+    "aks-image-classifier:clusterAdmins": [ADMIN],
+}
 
 
 def load(**values):
@@ -48,7 +54,7 @@ def load(**values):
         # 1.33: upstream end of life 2026-06-28, out of AKS standard support (kubernetes.io/releases).
         ({"kubernetesVersion": "1.33"}, "aks-image-classifier:kubernetesVersion", "1.34 or newer"),
         ({"nodeMinCount": ""}, "aks-image-classifier:nodeMinCount", "integer"),
-        ({"target": "gcp"}, "aks-image-classifier:target", "azure, local"),
+        ({"target": "gcp"}, "aks-image-classifier:target", "azure, containerapps, local"),
         ({"nodeMinCount": "4", "nodeMaxCount": "2"}, "aks-image-classifier:nodeMinCount", "<="),
         ({"maxReplicas": "many"}, "aks-image-classifier:maxReplicas", "integer"),
         ({"replicas": "9", "maxReplicas": "5"}, "aks-image-classifier:replicas", "within"),
@@ -97,6 +103,12 @@ def test_local_target_needs_no_location_and_has_no_cluster():
         {"aks-image-classifier:target": "local"}.get, stack="local", is_secret=lambda key: False
     )
     assert cfg.cluster is None and cfg.location is None and not cfg.is_azure
+
+
+@pytest.mark.parametrize(("limit", "threads"), [("500m", 1), ("1", 1), ("1500m", 2), ("2", 2), ("3.5", 4)])
+def test_torch_threads_is_the_cpu_limit_rounded_up(limit, threads):
+    # 4Gi: more CPUs decode more images at once, which memoryLimit must hold (test_memory_limit.py)
+    assert load(cpuRequest=limit, cpuLimit=limit, memoryLimit="4Gi").workload.torch_threads == threads
 
 
 def test_prod_keeps_the_measured_batch_size_default():

@@ -19,7 +19,7 @@ def test_deployment_resources_env_and_rollout(dev):
         "limits": {"cpu": "1", "memory": "2Gi"},
     }
     env = {e["name"]: e["value"] for e in c["env"]}
-    assert "TORCH_THREADS" not in env and env["PORT"] == "8080" and env["MODEL_NAME"] == "resnet50"
+    assert env["TORCH_THREADS"] == "1" and env["PORT"] == "8080" and env["MODEL_NAME"] == "resnet50"
     assert {
         "MODEL_VERSION",
         "MODEL_ARCH",
@@ -29,14 +29,19 @@ def test_deployment_resources_env_and_rollout(dev):
         "REQUEST_TIMEOUT_MS",
     } <= set(env)
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    assert deployment.ignore_changes == ["spec.replicas"], "the HPA owns the replica count"
+    assert deployment.ignore_changes == ["spec.replicas"], "the autoscaler owns the replica count"
     # The pod template may carry more labels (azure.workload.identity/use) than the selector matches.
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
 
 
 def test_probes_drain_and_grace(dev):
     (c,) = pod(dev)["containers"]
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["METRICS_PORT"] == "9090"  # the service's settings read it (service/settings.py)
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     startup = c["startupProbe"]
@@ -80,22 +85,22 @@ def pod_labels(run):
     return run.one(DEPLOYMENT).inputs["spec"]["selector"]["matchLabels"]
 
 
-def test_hpa_targets_the_deployment_with_configured_bounds(dev, prod):
-    for run, bounds, target, window in ((dev, (1, 4), 70, 300), (prod, (3, 24), 60, 600)):
-        spec = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler").inputs["spec"]
-        deployment = run.one(DEPLOYMENT).inputs
-        assert spec["scaleTargetRef"] == {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "name": deployment["metadata"]["name"],
-        }
-        assert (spec["minReplicas"], spec["maxReplicas"]) == bounds
-        (metric,) = spec["metrics"]
-        assert metric["resource"] == {
-            "name": "cpu",
-            "target": {"type": "Utilization", "averageUtilization": target},
-        }
-        assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == window
+def test_hpa_on_the_local_target_targets_the_deployment_with_configured_bounds(local):
+    """Only the local target has the CPU HPA; on azure KEDA's ScaledObject makes its own (test_keda.py)."""
+    w = local.config.workload
+    spec = local.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler").inputs["spec"]
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": local.one(DEPLOYMENT).inputs["metadata"]["name"],
+    }
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (w.min_replicas, w.max_replicas)
+    (metric,) = spec["metrics"]
+    assert metric["resource"] == {
+        "name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": w.target_cpu_utilization},
+    }
+    assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == w.scale_down_stabilization_s
 
 
 def test_pdb_and_network_policy_select_the_pods(dev):
@@ -104,8 +109,8 @@ def test_pdb_and_network_policy_select_the_pods(dev):
     policy = dev.one("kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs["spec"]
     assert policy["podSelector"]["matchLabels"] == pod_labels(dev)
     assert policy["policyTypes"] == ["Ingress"]
-    (rule,) = policy["ingress"]
-    assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}] and "from" not in rule
+    api, _ = policy["ingress"]  # the metrics rule: test_scrape.py
+    assert api["ports"] == [{"port": 8080, "protocol": "TCP"}] and "from" not in api
 
 
 def test_every_object_lives_in_the_workload_namespace(dev):

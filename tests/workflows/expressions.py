@@ -36,6 +36,21 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
 
 def evaluate(expression: str, context: dict[str, Any]) -> bool:
     """Truthiness of `expression` with `context` (e.g. {"github": {...}}) for the context paths."""
+    return bool(value(expression, context))
+
+
+def interpolate(text: str, context: dict[str, Any]) -> str:
+    """`text` with each `${{ expression }}` replaced by its value as a string (null as ''), as GitHub
+    substitutes expressions in `env:` values and `with:` inputs."""
+    def one(match: re.Match[str]) -> str:
+        result = value(match.group(1), context)
+        return "" if result is None else str(result).lower() if isinstance(result, bool) else str(result)
+
+    return re.sub(r"\$\{\{(.*?)\}\}", one, text)
+
+
+def value(expression: str, context: dict[str, Any]) -> Any:
+    """The value of `expression` (a context path's value, a literal, or a comparison's boolean)."""
     tokens = _tokens(expression)
     position = 0
 
@@ -94,4 +109,4 @@ def evaluate(expression: str, context: dict[str, Any]) -> bool:
     result = disjunction()
     if position != len(tokens):
         raise ValueError(f"trailing tokens in {expression!r}")
-    return bool(result)
+    return result
