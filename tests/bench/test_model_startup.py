@@ -43,11 +43,11 @@ def test_the_log_patterns_match_the_service_lines():
     """The bench reads the fetch and load times from the lines the service logs: format them as the
     service does (its format strings, read from its source) and parse them back."""
     fetched = "model %s: %s (%d bytes, sha256 %s, %.2f s)"
-    ready = "model %s v%s ready: %s, %d classes, input [N, 3, %d, %d], %.1f s"
+    ready = "model %s v%s ready: %s, %s %s, %d classes, input [N, 3, %d, %d], %.1f s"
     assert fetched in (REPO_ROOT / "service" / "model_repository.py").read_text()
     assert ready in (REPO_ROOT / "service" / "model.py").read_text()
     log = "\n".join([fetched % ("fetched", "http://127.0.0.1:1/a/models/r/1/model.pt", 102, "ab" * 32, 0.76),
-                      ready % ("resnet50", "1", "torchscript", 1000, 224, 224, 5.3)])
+                      ready % ("resnet50", "1", "torchscript", "openvino", "int8", 1000, 224, 224, 5.3)])
     start = Start(9.0, 8.0, 0.1, log)
     assert start.logged(_FETCHED, 2) == 0.76 and start.logged(_LOADED, 1) == 5.3
 
