@@ -73,7 +73,6 @@ def service_env_values(s: WorkloadSettings) -> dict[str, str]:
         "MAX_BATCH_DELAY_MS": str(s.max_batch_delay_ms),
         "MAX_QUEUE": str(s.max_queue),
         "REQUEST_TIMEOUT_MS": str(s.request_timeout_ms),
-        "TORCH_THREADS": str(s.torch_threads),
         "PORT": str(CONTAINER_PORT),
         "METRICS_PORT": str(METRICS_PORT),
         **url_fetch,

@@ -64,11 +64,6 @@ class WorkloadSettings:
     image_url_fetch: bool = False  # IMAGE_URL_FETCH: POST /predict with {"url": ...}
     image_url_allowed_hosts: tuple[str, ...] = ()  # IMAGE_URL_ALLOWED_HOSTS: hosts, IPs or CIDRs let through
 
-    @property
-    def torch_threads(self) -> int:
-        """TORCH_THREADS: the CPU limit in whole cores, rounded up (at least 1)."""
-        return max(1, -(-cpu_millicores(self.cpu_limit) // 1000))
-
 
 def _request_and_limit(
     r: Reader,

@@ -105,10 +105,17 @@ def test_local_target_needs_no_location_and_has_no_cluster():
     assert cfg.cluster is None and cfg.location is None and not cfg.is_azure
 
 
-@pytest.mark.parametrize(("limit", "threads"), [("500m", 1), ("1", 1), ("1500m", 2), ("2", 2), ("3.5", 4)])
-def test_torch_threads_is_the_cpu_limit_rounded_up(limit, threads):
+@pytest.mark.parametrize("limit", ["500m", "1500m", "3.5"])
+def test_the_stack_leaves_thread_sizing_to_the_service(limit):
+    """No TORCH_THREADS in the pod: the service reads the CFS quota the limit becomes and rounds a fraction
+    down (service/cpus.py `effective_cpus`, measured in docs/cpu-quota.md); the stack used to round up."""
+    from service.cpus import effective_cpus
+    from stacks.pod_spec import service_env_values
+
     # 4Gi: more CPUs decode more images at once, which memoryLimit must hold (test_memory_limit.py)
-    assert load(cpuRequest=limit, cpuLimit=limit, memoryLimit="4Gi").workload.torch_threads == threads
+    workload = load(cpuRequest=limit, cpuLimit=limit, memoryLimit="4Gi").workload
+    assert "TORCH_THREADS" not in service_env_values(workload)
+    assert effective_cpus(cpu_millicores(limit) / 1000, affinity=8) == max(1, cpu_millicores(limit) // 1000)
 
 
 def test_prod_keeps_the_measured_batch_size_default():

@@ -228,10 +228,10 @@ def dev() -> mocks.MockRun:
         ({"cpuLimit": "2.5", "cpuRequest": "2.5", "memoryLimit": "5Gi"}, "cpuLimit", "Consumption-only"),
         ({"memoryLimit": "3Gi"}, "memoryLimit", "must be 2Gi for aks-image-classifier:cpuLimit 1"),
         (
-            {"memoryLimit": "2G", "memoryRequest": "1Gi"},
+            {"memoryLimit": "2100Mi", "memoryRequest": "1Gi"},
             "memoryLimit",
             "must be 2Gi",
-        ),  # 2 GB is 1.86 GiB, not an allocation
+        ),  # 2100 MiB is 2.05 GiB: above the model's memory floor, but not an allocation
         ({"workloadProfile": "D4", "memoryLimit": "17Gi"}, "memoryLimit", "at most 16Gi"),
         ({"workloadProfile": "Y9"}, "workloadProfile", "D4"),
         ({"canaryPercent": "10"}, "canaryPercent", "needs aks-image-classifier:stableRevision"),
@@ -274,7 +274,9 @@ def test_workload_profiles_allow_larger_replicas(profile, cpu, memory):
 
 def test_every_consumption_allocation_of_the_table_is_accepted():
     """The table of "Containers in Azure Container Apps" (Allocations): 0.25 vCPU / 0.5Gi ... 2.0 / 4.0Gi in a
-    Consumption-only environment, written out here rather than derived from the code's rule."""
+    Consumption-only environment, written out here rather than derived from the code's rule. Every one is a
+    valid allocation; those under the service's memory floor (model, batches, bodies: docs/memory.md) are
+    refused for that reason, naming memoryLimit and the minimum, not for their shape."""
     table = [(0.25, "0.5Gi"), (0.5, "1Gi"), (0.75, "1.5Gi"), (1.0, "2Gi"), (1.25, "2.5Gi"), (1.5, "3Gi")]
     table += [(1.75, "3.5Gi"), (2.0, "4Gi")]
     for cpu, memory in table:
@@ -286,8 +288,16 @@ def test_every_consumption_allocation_of_the_table_is_accepted():
             }
         )
         cfg.update({"aks-image-classifier:memoryLimit": memory, "aks-image-classifier:memoryRequest": memory})
-        from stacks.config import load_config
+        from stacks.config import load_config, memory_bytes
+        from stacks.config.workload import minimum_memory_limit
 
+        stack = load_config(mocks.stack_file_config("aca", ROOT).get, stack="aca", is_secret=lambda k: False)
+        floor = minimum_memory_limit(str(cpu), stack.workload.max_batch_size, stack.workload.max_queue)
+        if memory_bytes(memory) < floor:
+            refused = r"^aks-image-classifier:memoryLimit \(.*\) must be >= \d+Mi"
+            with pytest.raises(ConfigError, match=refused):
+                load_config(cfg.get, stack="aca", is_secret=lambda key: False)
+            continue
         loaded = load_config(cfg.get, stack="aca", is_secret=lambda key: False)
         assert (loaded.container_app.cpu, loaded.container_app.memory_gib) == (cpu, float(memory[:-2]))
         assert container_app.memory_quantity(loaded.container_app.memory_gib) == memory
