@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import app, monitor, operationalinsights
+from pulumi_azure_native import app, monitor
+
+from stacks.log_analytics import log_workspace
 
 #: The profile every workload-profiles environment has (Microsoft Learn, "Workload profiles in Azure Container
 #: Apps": "The Consumption workload profile is the default profile added to every Workload profiles
@@ -46,15 +48,8 @@ class AppEnvironment(pulumi.ComponentResource):
     def __init__(self, name: str, args: AppEnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aks-image-classifier:app_environment:AppEnvironment", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.workspace = operationalinsights.Workspace(
-            f"{name}-logs",
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            sku=operationalinsights.WorkspaceSkuArgs(
-                name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
-            ),
-            retention_in_days=args.log_retention_days,
-            opts=child,
+        self.workspace = log_workspace(
+            name, args.resource_group_name, args.location, args.log_retention_days, child
         )
         self.environment = app.ManagedEnvironment(
             f"{name}-env",

@@ -7,11 +7,12 @@ import base64
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import containerservice, network, operationalinsights
+from pulumi_azure_native import containerservice, network
 
 from stacks.checkov_skips import skip_arm_checks
 from stacks.config import ClusterSettings, SecuritySettings
 from stacks.kubeconfig import kubelogin_kubeconfig
+from stacks.log_analytics import log_workspace
 from stacks.node_pools import POOL_LABEL, WORKLOAD_POOL_ROLE, PoolShape, check_system_pool, workload_pool_name
 
 SYSTEM_POOL = "system"
@@ -89,15 +90,8 @@ class Cluster(pulumi.ComponentResource):
             "max_pods": sec.max_pods,
             "enable_encryption_at_host": sec.encryption_at_host,
         }
-        self.workspace = operationalinsights.Workspace(
-            f"{name}-logs",
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            sku=operationalinsights.WorkspaceSkuArgs(
-                name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
-            ),
-            retention_in_days=s.log_retention_days,
-            opts=child,
+        self.workspace = log_workspace(
+            name, args.resource_group_name, args.location, s.log_retention_days, child
         )
         self.cluster = containerservice.ManagedCluster(
             f"{name}-aks",
