@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stacks.config import LOCAL_DISK_GIB
+from tests.harness.stack_mocks import RUNNER_EGRESS_IP
 from tests.stacks.conftest import run_stack
 
 AKS = "azure-native:containerservice:ManagedCluster"
@@ -15,7 +16,10 @@ def pools(run):
 
 
 def test_prod_api_server_admits_only_its_authorized_ranges(prod, dev):
-    assert prod.one(AKS).inputs["apiServerAccessProfile"] == {"authorizedIPRanges": ["203.0.113.0/24"]}
+    # Pulumi.prod.yaml's example range, and the prod runner's egress (apiServerRunnerPublicIp)
+    assert prod.one(AKS).inputs["apiServerAccessProfile"] == {
+        "authorizedIPRanges": ["203.0.113.0/24", f"{RUNNER_EGRESS_IP}/32"]
+    }
     assert "apiServerAccessProfile" not in dev.one(AKS).inputs  # dev: public, warned by the policy pack
     ranges = ["198.51.100.0/24", "2001:db8::/32"]
     run = run_stack("dev", apiServerAuthorizedIpRanges=ranges)
