@@ -2,10 +2,11 @@
 from the code or the stack files at test time and compared with the exact text the docs show, so a doc that
 drifts from the code fails here.
 
-- quota: the VM family quota name and vCPUs follow from the VM sizes in `Pulumi.<stack>.yaml` (Azure
-  names a size `Standard_<family letter><vCPUs><features>_v<version>`; its quota is
-  "Standard <FAMILY> Family vCPUs", e.g. Standard_D4ds_v5 -> Standard DDSv5 Family vCPUs; Microsoft Learn
-  "Azure virtual machine sizes naming conventions" and "vCPU quotas").
+- quota: the VM family quota names and vCPUs follow from the VM sizes in `Pulumi.<stack>.yaml` (Azure
+  names a size `Standard_<family letter><vCPUs><features>_v<version>`, Microsoft Learn "Azure virtual machine
+  sizes naming conventions"; its quota is "Standard <family> Family vCPUs", spelled as `az vm list-usage`
+  prints it: features upper-case up to v5, as named from v6 on, e.g. Standard_D4ds_v5 -> Standard DDSv5
+  Family vCPUs, Standard_D4ds_v6 -> Standard Ddsv6 Family vCPUs).
 - resource providers: the namespaces of every ARM type the program declares (the ARM export of dev and prod).
 - the cost estimate: recomputed from the price table and the stack files.
 - configuration defaults: every default a docs table shows for a `Pulumi.yaml` key is that key's default.
@@ -24,6 +25,7 @@ import yaml
 
 from tests.harness.stack_mocks import run_program, stack_file_config
 from tools import render_arm
+from tools.serving_cost import vm_prices
 
 ROOT = Path(__file__).resolve().parents[1]
 P = "aks-image-classifier:"
@@ -39,12 +41,13 @@ def flat(text: str) -> str:
 
 
 def vm_size(size: str) -> tuple[int, str]:
-    """(vCPUs, quota family) of a VM size name:
-    Standard_D4ds_v5 -> (4, "Standard DDSv5 Family vCPUs")."""
+    """(vCPUs, quota family) of a VM size name: Standard_D4ds_v5 -> (4, "Standard DDSv5 Family vCPUs"),
+    Standard_D4ds_v6 -> (4, "Standard Ddsv6 Family vCPUs")."""
     match = _SIZE.match(size)
     assert match, f"not a VM size this test can name: {size}"
     letter, vcpus, features, version = match.groups()
-    return int(vcpus), f"Standard {letter}{features.upper()}v{version} Family vCPUs"
+    spelled = features.upper() if int(version) <= 5 else features
+    return int(vcpus), f"Standard {letter}{spelled}v{version} Family vCPUs"
 
 
 def stack_sizes(stack: str) -> tuple[dict[str, str], list[str]]:
@@ -59,14 +62,15 @@ def test_readme_is_at_most_400_lines():
 def test_quota_family_is_the_one_the_stack_sizes_count_against():
     families = {vm_size(size)[1] for stack in ("dev", "prod") for size in stack_sizes(stack)[1]}
     for name, text in (("README.md", README), ("docs/deploy.md", DEPLOY)):
-        named = set(re.findall(r"Standard [A-Z]+v\d+ Family vCPUs", flat(text)))
+        named = set(re.findall(r"Standard [A-Z][A-Za-z]*v\d+ Family vCPUs", flat(text)))
         assert named == families, f"{name} names {named}, the stack sizes count against {families}"
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_quota_rows_follow_from_the_stack_file(stack):
-    """vCPUs = system nodes × vCPUs(system size) + workload nodes × vCPUs(workload size), at the autoscaler's
-    minimum and maximum; the README repeats the same numbers."""
+    """Per pool: nodes × vCPUs of its size (the system pool's family, then the workload pool's at the
+    autoscaler's minimum and maximum); in total: their sum at minimum and maximum scale. The README repeats
+    the totals."""
     config, (system_size, node_size) = stack_sizes(stack)
     system = int(config[P + "systemNodeCount"])
     low, high = int(config[P + "nodeMinCount"]), int(config[P + "nodeMaxCount"])
@@ -74,15 +78,25 @@ def test_quota_rows_follow_from_the_stack_file(stack):
     per_node = vm_size(node_size)[0]
     expected = (system_vcpus + low * per_node, system_vcpus + high * per_node)
     row = (
-        f"| {stack} | {system} × {system_size} | {low}-{high} × {node_size} | {expected[0]} | {expected[1]} |"
+        f"| {stack} | {system} × {system_size} = {system_vcpus} "
+        f"| {low}-{high} × {node_size} = {low * per_node}-{high * per_node} | {expected[0]} | {expected[1]} |"
     )
     assert row in DEPLOY.splitlines()
     assert f"**{stack} {expected[0]} vCPUs at minimum scale, {expected[1]} at maximum**" in flat(README)
 
 
+def test_quota_table_names_each_pools_family():
+    """The quota table's pool columns name the family each pool's sizes count against (both stacks agree)."""
+    header = next(line for line in DEPLOY.splitlines() if line.startswith("| stack | system pool"))
+    for index in (0, 1):
+        (family,) = {vm_size(stack_sizes(stack)[1][index])[1] for stack in ("dev", "prod")}
+        short = family.removeprefix("Standard ").removesuffix(" Family vCPUs")
+        assert f"({short} vCPUs)" in header.split(" | ")[1 + index], (header, family)
+
+
 def test_deploy_doc_gives_the_vcpus_of_exactly_the_sizes_used():
     sizes = sorted(
-        {s for stack in ("dev", "prod") for s in stack_sizes(stack)[1]}, key=lambda s: vm_size(s)[0]
+        {s for stack in ("dev", "prod") for s in stack_sizes(stack)[1]}, key=lambda s: (vm_size(s)[0], s)
     )
     listed = ", ".join(f"{size} {vm_size(size)[0]}" for size in sizes)
     assert listed in flat(DEPLOY)
@@ -107,15 +121,10 @@ def test_readme_registers_exactly_the_providers_the_program_uses():
 
 
 def _prices() -> dict[str, float]:
-    """Unit prices from the docs/deploy.md price table: VM sizes per hour, and the other rows' figures."""
+    """Unit prices from the docs/deploy.md price table: VM sizes per hour (the rows `tools.serving_cost`
+    reads too), and the other rows' figures."""
     table = DEPLOY[DEPLOY.index("<!-- price-table") :]
-    vm_row = re.search(
-        r"^\| (Standard_\S+(?: / \S+)*) \| (\$[\d.]+(?: / \$[\d.]+)*) per hour \|$", table, re.M
-    )
-    assert vm_row, "price table: the VM size row"
-    names = vm_row.group(1).split(" / ")
-    names = [n if n.startswith("Standard_") else f"Standard_{n}" for n in names]
-    prices = dict(zip(names, (float(p.strip("$")) for p in vm_row.group(2).split(" / ")), strict=True))
+    prices = vm_prices(DEPLOY)
 
     def figure(pattern: str) -> float:
         match = re.search(pattern, table)

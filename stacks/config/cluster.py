@@ -34,13 +34,22 @@ _VM_SIZE = re.compile(r"^Standard_[A-Za-z][A-Za-z0-9_-]*$")
 _ZONE = re.compile(r"^[1-3]$")
 
 OS_DISK_TYPES = ("Ephemeral", "Managed")
-#: Local (temp) disk of VM sizes an ephemeral OS disk can live on, GiB (Microsoft Learn, "Ddsv5 and Ddv5
-#: sizes" / "Dadsv5 sizes": temp storage); the Dsv5 sizes have no local disk (0). Sizes not listed are
-#: left to Azure's own validation.
+#: Local disk of VM sizes an ephemeral OS disk can live on, GiB. v5 (Microsoft Learn, "Ddsv5 and Ddv5 sizes" /
+#: "Dadsv5 sizes": temp storage): one temp disk, where AKS puts the OS disk. v6 ("Ddsv6 sizes series" /
+#: "Dadsv6 sizes series", Local Storage tab: 110 GiB per 2 vCPUs up to 440 GiB a disk, then 2 or 4 disks):
+#: local NVMe disks, where Azure places an ephemeral OS disk on as many disks as it needs ("Ephemeral OS disks
+#: for Azure VMs": NVMe disk placement, final NVMe size = (disks - disks used for OS) x size), so the figure
+#: is the disks' total. AKS has no placement setting and picks the one the size supports (Azure/AKS#2672;
+#: AKS "Best practices for ephemeral NVMe data disks"). The Dsv5 / Dsv6 sizes have no local disk (0).
+#: Sizes not listed are left to Azure's own validation.
+_V6_LOCAL_GIB = {2: 110, 4: 220, 8: 440, 16: 2 * 440, 32: 4 * 440}
 LOCAL_DISK_GIB = {
     **{f"Standard_D{n}s_v5": 0 for n in (2, 4, 8, 16, 32)},
     **{f"Standard_D{n}ds_v5": 75 * n // 2 for n in (2, 4, 8, 16, 32)},
     **{f"Standard_D{n}ads_v5": 75 * n // 2 for n in (2, 4, 8, 16, 32)},
+    **{f"Standard_D{n}s_v6": 0 for n in _V6_LOCAL_GIB},
+    **{f"Standard_D{n}ds_v6": gib for n, gib in _V6_LOCAL_GIB.items()},
+    **{f"Standard_D{n}ads_v6": gib for n, gib in _V6_LOCAL_GIB.items()},
 }
 
 

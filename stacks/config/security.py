@@ -60,8 +60,8 @@ def _os_disk(r: Reader, vm_sizes: tuple[str, ...]) -> tuple[str, int]:
             if local is not None and size > local:
                 raise ConfigError(
                     f"{r.key('osDiskSizeGb')} ({size}) does not fit the {local} GiB local disk of {vm_size} "
-                    f"for an ephemeral OS disk (sizes without a local disk, e.g. Dsv5, need the Ddsv5 "
-                    f"variant, or {r.key('osDiskType')}: Managed)"
+                    f"for an ephemeral OS disk (sizes without a local disk, e.g. Dsv5 or Dsv6, need "
+                    f"their `d` variant such as Ddsv5 or Ddsv6, or {r.key('osDiskType')}: Managed)"
                 )
     return disk_type, size
 

@@ -54,7 +54,7 @@ def _label(r: mocks.Registration) -> str:
 
 
 def test_a_new_vm_size_creates_the_new_pool_before_deleting_the_old_and_keeps_the_cluster():
-    old, new = run_stack("dev"), run_stack("dev", nodeVmSize="Standard_D8ds_v5")
+    old, new = run_stack("dev"), run_stack("dev", nodeVmSize="Standard_D8ds_v6")
     old_pool, new_pool = old.one(POOL), new.one(POOL)
     assert old_pool.urn == new_pool.urn  # the same Pulumi resource, so the engine diffs it: a replacement
     old_name, new_name = old_pool.inputs["agentPoolName"], new_pool.inputs["agentPoolName"]
@@ -76,7 +76,7 @@ def test_a_new_vm_size_creates_the_new_pool_before_deleting_the_old_and_keeps_th
 @pytest.mark.parametrize(
     "change",
     [
-        {"nodeVmSize": "Standard_D8ds_v5"},
+        {"nodeVmSize": "Standard_D8ds_v6"},
         {"osDiskSizeGb": "70"},
         {"osDiskType": "Managed"},
         {"maxPods": "60"},

@@ -30,9 +30,12 @@ def test_both_pools_have_ephemeral_os_disks_that_fit_the_local_disk(dev, prod):
     for run in (dev, prod):
         for pool in pools(run):
             assert pool["osDiskType"] == "Ephemeral"
-            # Ddsv5 temp disk (Microsoft Learn "Ddsv5 sizes"); Dsv5 has none, so no ephemeral OS disk.
+            # Ddsv5 temp disk, Ddsv6 NVMe disks (Microsoft Learn "Ddsv5 sizes", "Ddsv6 sizes series");
+            # Dsv5 and Dsv6 have none, so no ephemeral OS disk.
             assert 0 < pool["osDiskSizeGB"] <= LOCAL_DISK_GIB[pool["vmSize"]], pool["vmSize"]
     assert LOCAL_DISK_GIB["Standard_D4s_v5"] == 0 and LOCAL_DISK_GIB["Standard_D4ds_v5"] == 150
+    assert LOCAL_DISK_GIB["Standard_D4s_v6"] == 0 and LOCAL_DISK_GIB["Standard_D4ds_v6"] == 220
+    assert LOCAL_DISK_GIB["Standard_D16ds_v6"] == 2 * 440  # two NVMe disks of 440 GiB
 
 
 def test_max_pods_is_explicit_and_at_least_50(dev, prod):

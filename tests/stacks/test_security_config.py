@@ -54,6 +54,14 @@ def declare(stack: str, **overrides) -> MockRun:
         ("dev", {"tls": "true"}, "dnsLabel", "must be set"),
         ("local", {"tls": "true"}, "tls", "target azure"),
         ("dev", {"nodeVmSize": "Standard_D4s_v5"}, "osDiskSizeGb", "local disk"),
+        ("dev", {"nodeVmSize": "Standard_D4s_v6"}, "osDiskSizeGb", "local disk"),
+        # The workload pool's Ddsv6 NVMe disk (220 GiB) is the limit once the system pool's disk is larger.
+        (
+            "dev",
+            {"systemNodeVmSize": "Standard_D16ds_v5", "osDiskSizeGb": "230"},
+            "osDiskSizeGb",
+            "220 GiB local disk of Standard_D4ds_v6",
+        ),
         ("prod", {"osDiskSizeGb": "200"}, "osDiskSizeGb", "Standard_D4ds_v5"),
         ("dev", {"maxPods": "30"}, "maxPods", ">= 50"),
         ("dev", {"kubeloginMode": "devicecode"}, "kubeloginMode", "azurecli"),

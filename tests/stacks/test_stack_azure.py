@@ -152,7 +152,7 @@ def test_cluster_identity_network_monitoring_and_upgrades(dev):
 def test_workload_pool_is_a_separate_autoscaled_agent_pool(dev, prod):
     pool = dev.one(POOL).inputs
     assert pool["resourceName"] == dev.one(AKS).state["name"]
-    assert pool["mode"] == "User" and pool["vmSize"] == "Standard_D4ds_v5"
+    assert pool["mode"] == "User" and pool["vmSize"] == "Standard_D4ds_v6"
     assert (pool["enableAutoScaling"], pool["minCount"], pool["maxCount"]) == (True, 1, 3)
     prod_pool = prod.one(POOL).inputs
     assert (prod_pool["minCount"], prod_pool["maxCount"]) == (3, 12)
