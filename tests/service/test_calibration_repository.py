@@ -176,3 +176,17 @@ def test_a_prefix_url_names_its_container_and_prefix(url, container_url, prefix)
 
     client, parsed = container_client(url, Settings())  # DefaultAzureCredential: nothing is requested yet
     assert (client.url, client.container_name, parsed) == (container_url, "models", prefix)
+
+
+def test_the_documented_defaults_are_the_settings_defaults():
+    from service.hostcpu import TIERS
+
+    fields = Settings.model_fields
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    files, size = fields["calibration_max_files"].default, fields["calibration_max_bytes"].default
+    assert f"| `CALIBRATION_MAX_FILES` | `{files}` |" in text
+    assert f"| `CALIBRATION_MAX_BYTES` | `{size}` ({size // 2**20} MiB) |" in text
+    tiers = ", ".join(f"`{tier}`" for tier in TIERS)
+    target = fields["model_target_cpu"].default
+    assert (f"| `MODEL_TARGET_CPU` | `{target}` | Plan the precisions for a CPU of this tier instead of this "
+            f"host's: {tiers} (") in text
