@@ -15,6 +15,19 @@ from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
 
+#: The tiers ``CpuFeatures.tier`` names, best first (``MODEL_TARGET_CPU`` accepts them, and ``host``).
+TIERS = ("amx", "avx512_vnni", "avx512", "avx2", "baseline")
+#: The flags a CPU of each tier has, as the reference CPUs show them: amx = Sapphire / Emerald Rapids
+#: (Azure Dsv6 / Ddsv6), avx512_vnni = Ice Lake / Cascade Lake (no bfloat16; Azure Ddsv5 runs Ice Lake or
+#: Emerald Rapids), avx512 = Skylake-SP, avx2 = Haswell to Zen 3 (Azure Dadsv5's EPYC Milan).
+TIER_FLAGS = {
+    "amx": {"amx_int8", "amx_bf16", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512f", "avx2"},
+    "avx512_vnni": {"avx512_vnni", "avx512f", "avx2"},
+    "avx512": {"avx512f", "avx2"},
+    "avx2": {"avx2"},
+    "baseline": set(),
+}
+
 
 @dataclass(frozen=True)
 class CpuFeatures:
@@ -32,6 +45,15 @@ class CpuFeatures:
     def from_flags(cls, flags: set[str]) -> CpuFeatures:
         """Build from a set of ``/proc/cpuinfo`` flag names."""
         return cls(**{name: name in flags for name in cls.__dataclass_fields__})
+
+    @classmethod
+    def for_tier(cls, tier: str) -> CpuFeatures:
+        """The features of a CPU of ``tier`` (``TIER_FLAGS``); raises ``KeyError`` for another name."""
+        return cls.from_flags(TIER_FLAGS[tier])
+
+    def lacks(self, tier: str) -> bool:
+        """True when this CPU's tier is below ``tier`` (``TIERS`` order); False for an unknown name."""
+        return tier in TIERS and TIERS.index(self.tier) > TIERS.index(tier)
 
     @property
     def fast_int8(self) -> bool:

@@ -73,7 +73,7 @@ class ImageClassifier:
             loaded = self._load_archive()
         else:
             loaded = self._read()
-            plan = runtime.plan(s.model_runtime, s.model_dtype, self.cpu, runtime.openvino_available())
+            plan = self._plan()
             logger.info("runtime plan: %s; host CPU %s", plan.reason, self.cpu.describe())
             self.module, self.source_format = loaded.module, loaded.source_format
             self.preprocessor = Preprocessor.from_settings(s, loaded.weights)
@@ -89,6 +89,14 @@ class ImageClassifier:
         logger.info("model %s v%s ready: %s, %s %s, %d classes, input [N, 3, %d, %d], %.1f s", self.name,
                     self.version, self.source_format, self.runtime, self.precision, width, self.crop_size,
                     self.crop_size, time.perf_counter() - started)
+
+    def _plan(self) -> runtime.Plan:
+        """``runtime.plan`` for this host's CPU, or for ``MODEL_TARGET_CPU``'s tier measured on this host."""
+        s = self.settings
+        if s.model_target_cpu == "host":
+            return runtime.plan(s.model_runtime, s.model_dtype, self.cpu, runtime.openvino_available())
+        return runtime.plan(s.model_runtime, s.model_dtype, hostcpu.CpuFeatures.for_tier(s.model_target_cpu),
+                            runtime.openvino_available(), host=self.cpu)
 
     def _read(self) -> loaders.LoadedModel:
         s = self.settings
@@ -125,6 +133,10 @@ class ImageClassifier:
         if s.model_dtype not in ("auto", precision):
             raise ModelLoadError(f"MODEL_PATH={s.model_path} holds a {precision} model; MODEL_DTYPE="
                                  f"{s.model_dtype} asks for another (unset it, or compile that one)")
+        target = report.get("target_cpu") or str(report.get("cpu", "")).partition(" ")[0]
+        if self.cpu.lacks(target):  # e.g. int8 planned for AMX nodes on an AVX2 host: right, but slow
+            logger.warning("OpenVINO archive compiled for %s CPUs; this host is %s: it serves %s anyway, "
+                           "slower than on its target", target, self.cpu.describe(), precision)
         stored = report.get("preprocessing")
         if stored and s.uses_default_preprocessing():  # as compiled (e.g. the weights' own transforms)
             self.preprocessor = Preprocessor(stored["resize_size"], stored["crop_size"],

@@ -11,7 +11,8 @@ Authentication: ``AZURE_STORAGE_CONNECTION_STRING`` when set (the emulator's wel
 The blob is downloaded once (parallel range requests) into ``MODEL_CACHE_DIR/<account>/<container>/<path>``
 (an ``emptyDir`` in the pod: the root file system stays read-only), then hashed; with ``MODEL_SHA256`` a file
 already there with that digest (a restarted container keeps its ``emptyDir``) is reused. The service
-then loads the local file as it loads ``MODEL_PATH``.
+then loads the local file as it loads ``MODEL_PATH``. ``CALIBRATION_URI`` (``service.calibration_repository``)
+lists and downloads a prefix's images with the same clients, cache and errors.
 
 Failures raise a ``ModelFetchError`` subclass whose ``exit_status`` ``python -m service`` returns:
 4 not found, 5 access denied, 6 digest mismatch, 7 unreachable after the retries. Retries: the storage
@@ -27,6 +28,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from azure.core.exceptions import (
     AzureError,
@@ -36,7 +38,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobClient, BlobServiceClient, ExponentialRetry
+from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient, ExponentialRetry
 
 from service.errors import ModelLoadError
 from service.settings import Settings
@@ -49,6 +51,8 @@ CHUNK_BYTES = 4 * 1024 * 1024  # read size when hashing a file
 #: Parallel range requests per download: 98 MiB from Azurite took 3.6 s with 4 against 5.0-5.6 s streamed
 #: with 1 and hashed on the fly (2 CPUs under load); writes come out of order, so the file is hashed after.
 FETCH_CONCURRENCY = 4
+#: End of a not-found line for ``MODEL_URI`` (``CALIBRATION_URI`` has its own).
+PUBLISH_HINT = "check the URL, or publish it with python -m tools.publish_model"
 
 
 class ModelFetchError(ModelLoadError):
@@ -99,8 +103,7 @@ def fetch_model(settings: Settings) -> Settings:
     Raises a ``ModelFetchError`` subclass (one line; ``exit_status`` 4-7).
     """
     assert settings.model_uri is not None
-    if settings.log_level != "debug":  # SDKs log each request (INFO) and each failed credential (WARNING)
-        logging.getLogger("azure").setLevel(logging.ERROR)
+    quiet_sdk_logs(settings)
     model = fetch_blob(settings.model_uri, settings, expected_sha256=settings.model_sha256)
     logger.info("model %s: %s (%d bytes, sha256 %s, %.2f s)", "reused" if model.cached else "fetched",
                 settings.model_uri, model.size, model.sha256, model.seconds)
@@ -111,15 +114,28 @@ def fetch_model(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
-def blob_client(url: str, settings: Settings) -> BlobClient:
-    """A ``BlobClient`` for ``url`` with the retry policy of ``settings``; the connection string (when
-    set) supplies endpoint and key, the URL the container and blob path."""
+def quiet_sdk_logs(settings: Settings) -> None:
+    """Below ``LOG_LEVEL=debug``, silence the Azure SDKs' own logs (each request at INFO, each failed
+    credential of the chain at WARNING): the fetch logs one line, a failure raises one."""
+    if settings.log_level != "debug":
+        logging.getLogger("azure").setLevel(logging.ERROR)
+
+
+def _client_options(settings: Settings) -> dict:
+    """Keyword arguments of every storage client: ``ExponentialRetry`` with the settings' retries and
+    backoff, a 10 s connect and 60 s read timeout."""
     retry = ExponentialRetry(initial_backoff=settings.model_fetch_backoff_s, increment_base=2,
                              retry_total=settings.model_fetch_retries, random_jitter_range=0,
                              retry_connect=settings.model_fetch_retries,
                              retry_read=settings.model_fetch_retries,
                              retry_status=settings.model_fetch_retries)
-    options = {"retry_policy": retry, "connection_timeout": 10, "read_timeout": 60}
+    return {"retry_policy": retry, "connection_timeout": 10, "read_timeout": 60}
+
+
+def blob_client(url: str, settings: Settings) -> BlobClient:
+    """A ``BlobClient`` for ``url`` with the retry policy of ``settings``; the connection string (when
+    set) supplies endpoint and key, the URL the container and blob path."""
+    options = _client_options(settings)
     parsed = BlobClient.from_blob_url(url)
     if settings.azure_storage_connection_string is not None:
         service = BlobServiceClient.from_connection_string(
@@ -127,7 +143,32 @@ def blob_client(url: str, settings: Settings) -> BlobClient:
         return service.get_blob_client(parsed.container_name, parsed.blob_name)
     from azure.identity import DefaultAzureCredential
 
-    return BlobClient.from_blob_url(url, credential=DefaultAzureCredential(), **options)
+    try:
+        return BlobClient.from_blob_url(url, credential=DefaultAzureCredential(), **options)
+    except ValueError as exc:  # "Token credential is only supported with HTTPS."
+        raise ModelFetchError(f"{url}: {exc} (an emulator needs AZURE_STORAGE_CONNECTION_STRING)") from None
+
+
+def container_client(url: str, settings: Settings) -> tuple[ContainerClient, str]:
+    """The container of the blob or prefix ``url`` (one credential and connection pool for all its blobs)
+    and the path after the container: ``https://a.blob.core.windows.net/models/calibration/`` ->
+    (client of ``models``, ``"calibration/"``; a trailing slash is kept, so the prefix matches a folder)."""
+    options = _client_options(settings)
+    parsed = BlobClient.from_blob_url(url)
+    prefix = parsed.blob_name + ("/" if url.endswith("/") and parsed.blob_name else "")
+    if settings.azure_storage_connection_string is not None:
+        service = BlobServiceClient.from_connection_string(
+            settings.azure_storage_connection_string.get_secret_value(), **options)
+        return service.get_container_client(parsed.container_name), prefix
+    from azure.identity import DefaultAzureCredential
+
+    quoted = quote(parsed.blob_name, safe="~/")  # how the SDK writes the blob part of its URL
+    container_url = parsed.url.removesuffix("/" + quoted)
+    try:
+        return ContainerClient.from_container_url(container_url, credential=DefaultAzureCredential(),
+                                                  **options), prefix
+    except ValueError as exc:  # "Token credential is only supported with HTTPS."
+        raise ModelFetchError(f"{url}: {exc} (an emulator needs AZURE_STORAGE_CONNECTION_STRING)") from None
 
 
 def fetch_blob(url: str, settings: Settings, expected_sha256: str | None = None) -> Fetched:
@@ -135,8 +176,14 @@ def fetch_blob(url: str, settings: Settings, expected_sha256: str | None = None)
 
     Raises ``BlobNotFound``, ``AccessDenied``, ``DigestMismatch`` or ``RepositoryUnreachable``.
     """
+    return download(blob_client(url, settings), url, settings, expected_sha256)
+
+
+def download(client: BlobClient, url: str, settings: Settings, expected_sha256: str | None = None,
+             hint: str = PUBLISH_HINT) -> Fetched:
+    """``fetch_blob`` with a given ``client`` (e.g. one of a ``container_client``'s blobs) for ``url``;
+    ``hint`` ends a not-found line."""
     started = time.perf_counter()
-    client = blob_client(url, settings)
     target = cache_path(settings.model_cache_dir, client)
     expected = expected_sha256.lower() if expected_sha256 else None
     if expected and target.is_file():
@@ -151,7 +198,7 @@ def fetch_blob(url: str, settings: Settings, expected_sha256: str | None = None)
         size, actual = file_sha256(partial)  # a second pass from the page cache: ~0.2 s per 100 MB
     except AzureError as exc:
         partial.unlink(missing_ok=True)
-        raise translate(exc, url, settings) from None
+        raise translate(exc, url, settings, hint) from None
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise ModelFetchError(f"MODEL_CACHE_DIR={settings.model_cache_dir}: cannot write {url} "
@@ -193,14 +240,14 @@ def _identity(settings: Settings) -> str:
     return "the DefaultAzureCredential identity (az login user or managed identity)"
 
 
-def translate(exc: AzureError, url: str, settings: Settings) -> ModelFetchError:
-    """Map an Azure SDK error for ``url`` to one ``ModelFetchError`` line (see the module doc)."""
+def translate(exc: AzureError, url: str, settings: Settings, hint: str = PUBLISH_HINT) -> ModelFetchError:
+    """Map an Azure SDK error for ``url`` to one ``ModelFetchError`` line (see the module doc); ``hint``
+    ends a not-found line."""
     code = getattr(exc, "error_code", None)
     status = getattr(exc, "status_code", None)
     if isinstance(exc, ResourceNotFoundError) or status == 404:
         what = "container" if code == "ContainerNotFound" else "blob"
-        return BlobNotFound(f"{url}: {what} not found ({code or 404}); check the URL, or publish it with "
-                            "python -m tools.publish_model")
+        return BlobNotFound(f"{url}: {what} not found ({code or 404}); {hint}")
     if isinstance(exc, ClientAuthenticationError) and status is None:  # no token at all
         reason = _credential_failure(exc)
         return AccessDenied(f"{url}: no Azure credential for {_identity(settings)}: {reason}")

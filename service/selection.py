@@ -61,7 +61,7 @@ def select(settings: Settings, plan: runtime.Plan, load_model: Callable[[], Load
     """
     limits = thresholds(settings)
     started = time.perf_counter()
-    images = calibration.load(settings.calibration_dir, preprocessor, settings.calibration_images)
+    images = calibration.from_settings(settings, preprocessor)
     loaded = load_model()
     reference = probabilities(loaded.module, images.held_out)
     report = {"plan": plan.reason, "thresholds": vars(limits), "calibration_source": images.source,

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service import cpus
+from service import cpus, hostcpu
 from service.url_policy import AllowList
 
 #: ImageNet channel statistics used by every torchvision classification model (torchvision docs,
@@ -24,6 +24,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Triple = Annotated[tuple[float, float, float], NoDecode]
+#: ``MODEL_TARGET_CPU`` values: this host's CPU, or one of ``service.hostcpu.TIERS``.
+TargetCpu = Literal[("host", *hostcpu.TIERS)]
 
 
 def available_cpus() -> int:
@@ -81,6 +83,9 @@ class Settings(BaseSettings):
         "accuracy gate on this CPU; an explicit reduced precision that fails it stops the start-up.")
     calibration_dir: Path | None = Field(None, description="Images for int8 calibration and the accuracy "
                                          "gate's held-out set; default: the photos bundled with the service.")
+    model_target_cpu: TargetCpu = Field(
+        "host", description="Plan the precisions for a CPU of this tier instead of this host's (compiling an "
+        "archive for other nodes, e.g. at image build); bfloat16 is left out on a host without it.")
     calibration_images: int = Field(64, ge=4, le=4096, description="Images in each of the calibration and "
                                     "held-out sets (crops of the files fill up a short folder).")
     gate_margin: float = Field(0.1, ge=0, le=1, description="float32 top-1 lead (probability) that makes a "
@@ -151,7 +156,8 @@ class Settings(BaseSettings):
         AllowList.parse(value)  # ValueError naming the entry that is no host, IP or CIDR
         return value
 
-    @field_validator("log_level", "log_format", "model_runtime", "model_dtype", mode="before")
+    @field_validator("log_level", "log_format", "model_runtime", "model_dtype", "model_target_cpu",
+                     mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -209,9 +215,19 @@ class Settings(BaseSettings):
                                          "waits this + 2**n s.")
     azure_storage_connection_string: SecretStr | None = Field(
         None, description="Use this (e.g. Azurite's) instead of DefaultAzureCredential for MODEL_URI.")
+    # Calibration images from a Blob prefix (service/calibration_repository.py), same clients as MODEL_URI.
+    calibration_uri: str | None = Field(None, pattern=r"^https?://[^/\s]+/[^/\s]+/\S+$", description="Blob "
+                                        "prefix of calibration images: https://<account>.blob.core.windows.net"
+                                        "/<container>/<prefix>/; fetched into MODEL_CACHE_DIR.")
+    calibration_max_files: int = Field(256, ge=2, le=100_000, description="Images fetched from "
+                                       "CALIBRATION_URI at most (the first by name; beyond 2 x "
+                                       "CALIBRATION_IMAGES none is used anyway).")
+    calibration_max_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Bytes fetched from "
+                                       "CALIBRATION_URI at most (images in name order until the next would "
+                                       "pass it).")
 
     @field_validator("model_uri", "model_labels_uri", "model_sha256", "azure_storage_connection_string",
-                     mode="before")
+                     "calibration_uri", mode="before")
     @classmethod
     def _unset_if_empty(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -221,6 +237,13 @@ class Settings(BaseSettings):
     def _one_model_source(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value and info.data.get("model_path"):
             raise ValueError("MODEL_URI and MODEL_PATH are both set; set one model source")
+        return value
+
+    @field_validator("calibration_uri")
+    @classmethod
+    def _one_calibration_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and info.data.get("calibration_dir"):
+            raise ValueError("CALIBRATION_URI and CALIBRATION_DIR are both set; set one calibration source")
         return value
 
     @field_validator("model_labels_uri", "model_sha256")

@@ -58,8 +58,9 @@ READINESS = ProbeSpec("/readyz", READINESS_PERIOD_S, READINESS_TIMEOUT_S, READIN
 
 def service_env_values(s: WorkloadSettings) -> dict[str, str]:
     """Environment the service reads (see service/ settings), name -> value. No TORCH_THREADS: the
-    service sizes its threads from the container's CFS quota (service/cpus.py). IMAGE_URL_FETCH and IMAGE_URL_ALLOWED_HOSTS (comma-separated, as the service's other list
-    settings) only when `imageUrlFetch` is on: the service fetches no URL otherwise."""
+    service sizes its threads from the container's CFS quota (service/cpus.py). IMAGE_URL_FETCH and
+    IMAGE_URL_ALLOWED_HOSTS (comma-separated, as the service's other list settings) only when
+    `imageUrlFetch` is on: the service fetches no URL otherwise."""
     url_fetch = {}
     if s.image_url_fetch:
         url_fetch["IMAGE_URL_FETCH"] = "true"

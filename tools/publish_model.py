@@ -35,6 +35,8 @@ from pathlib import Path
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.blob import ContainerClient
 
+from service.hostcpu import TIERS
+
 STACK_OUTPUT = "model_repository_url"
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -173,15 +175,21 @@ def _compile_and_publish(container: ContainerClient, args: argparse.Namespace) -
     import json
     import tempfile
 
+    from pydantic import ValidationError
+
     from service.errors import ModelLoadError
+    from service.settings import describe_error
     from tools.compile_model import compile_file
 
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / f"{args.file.stem}.openvino.zip"
         try:
-            report = compile_file(args.file, archive, args.labels, calibration=args.calibration)
+            report = compile_file(args.file, archive, args.labels, calibration=args.calibration,
+                                  calibration_uri=args.calibration_uri, target_cpu=args.target_cpu)
         except ModelLoadError as exc:
             raise PublishError(f"--compile: {exc}") from None
+        except ValidationError as exc:
+            raise PublishError(f"--compile: {describe_error(exc)}") from None
         report_file = Path(tmp) / f"{args.file.stem}.calibration.json"
         report_file.write_text(json.dumps(report, indent=2, sort_keys=True))
         print(f"compiled {args.file.name}: {report['serving']} ({report['plan']})", file=sys.stderr)
@@ -211,8 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true",
                         help="also compile --file for OpenVINO (tools.compile_model: int8 / bfloat16 via the "
                         "accuracy gate) and publish that archive, with its calibration report, as the model")
-    parser.add_argument("--calibration", type=Path, help="with --compile: calibration images folder "
-                        "(default: the service's bundled photos)")
+    calibration = parser.add_mutually_exclusive_group()
+    calibration.add_argument("--calibration", type=Path, help="with --compile: calibration images folder "
+                             "(default: the service's bundled photos)")
+    calibration.add_argument("--calibration-uri", help="with --compile: Blob prefix of calibration images "
+                             "(read like MODEL_URI: the connection string or DefaultAzureCredential)")
+    parser.add_argument("--target-cpu", default="host", choices=("host", *TIERS),
+                        help="with --compile: plan the precisions for pods on this CPU tier (default: this "
+                        "machine's; docs/performance.md)")
     parser.add_argument("--name", required=True, help="model name (first path segment)")
     parser.add_argument("--version", required=True, help="version (second path segment), e.g. 2")
     args = parser.parse_args(argv)

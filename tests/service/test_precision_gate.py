@@ -198,7 +198,7 @@ def test_compiled_archive_serves_without_calibration(files, photo_dir, tmp_path,
     def no_calibration(*args, **kwargs):
         raise AssertionError("an archive must not be calibrated again")
 
-    monkeypatch.setattr(calibration, "load", no_calibration)
+    monkeypatch.setattr(calibration, "load_files", no_calibration)  # every source ends there
     served = ImageClassifier(Settings(model_path=archive, model_labels=files["labels"], torch_threads=2,
                                       model_runtime="auto", model_dtype="auto"))
     served.load()

@@ -75,3 +75,28 @@ def test_torch_float32_keeps_the_float32_pytorch_path(model_files, labels_file, 
     assert (classifier.runtime, classifier.precision, classifier.gate_report) == ("torch", "float32", {})
     assert isinstance(classifier.module, torch.jit.ScriptModule) and classifier.dtype is torch.float32
     assert classifier.memory_format is torch.channels_last
+
+
+@pytest.mark.parametrize("tier", hostcpu.TIERS)
+def test_a_named_tier_has_the_features_of_that_tier(tier) -> None:
+    cpu = hostcpu.CpuFeatures.for_tier(tier)
+    assert cpu.tier == tier
+    assert [cpu.lacks(other) for other in hostcpu.TIERS] == [
+        hostcpu.TIERS.index(other) < hostcpu.TIERS.index(tier) for other in hostcpu.TIERS]
+    assert not cpu.lacks("no-such-tier")
+
+
+def test_a_target_tier_plans_as_on_that_cpu_and_skips_bfloat16_a_builder_cannot_measure() -> None:
+    amx = hostcpu.CpuFeatures.for_tier("amx")
+    on_avx2 = plan("auto", "auto", amx, True, host=_cpu(HASWELL))  # a GitHub runner (EPYC Milan): AVX2
+    assert on_avx2.candidates == ("int8", "float32")
+    assert "for a amx target (MODEL_TARGET_CPU)" in on_avx2.reason
+    assert on_avx2.reason.endswith("bfloat16 skipped: this host (avx2) has no AVX512-BF16 or AMX-BF16, its "
+                                   "gate would measure float32")
+    assert plan("auto", "auto", amx, True, host=_cpu(SAPPHIRE_RAPIDS)).candidates == ("int8", "bfloat16",
+                                                                                       "float32")
+    assert plan("auto", "auto", hostcpu.CpuFeatures.for_tier("avx2"), True, host=_cpu(SAPPHIRE_RAPIDS)
+                ).candidates == ("float32",)  # what an AVX2 node runs fast, though this host has more
+    with pytest.raises(ModelLoadError, match="MODEL_DTYPE=bfloat16 for a amx target: this host"):
+        plan("openvino", "bfloat16", amx, True, host=_cpu(HASWELL))
+    assert plan("openvino", "int8", amx, True, host=_cpu(HASWELL)).candidates == ("int8",)

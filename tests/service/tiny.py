@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -76,3 +78,16 @@ class GatedPreprocessor(Preprocessor):
     def pixels(self, image):
         assert self.gate is None or self.gate.wait(30), "decode gate never opened"
         return super().pixels(image)
+
+
+def save_tiny_torchscript(path: Path) -> Path:
+    """The ``TinyClassifier`` network (mean colour -> red, green, blue, dark; 32 px input) as a TorchScript
+    file at ``path``, for tests that need a real model file that converts and quantizes in seconds."""
+    linear = torch.nn.Linear(3, 4, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(10 * torch.tensor([[1., 0, 0], [0, 1, 0], [0, 0, 1], [-1, -1, -1]]))
+    module = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), linear).eval()
+    with warnings.catch_warnings():  # torch 2.14 calls trace / save deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(module, torch.zeros(2, 3, 32, 32)), str(path))
+    return path
