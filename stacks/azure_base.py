@@ -12,6 +12,7 @@ from pulumi_azure_native import authorization, resources
 
 from stacks.acr_auth import exchange_refresh_token
 from stacks.config import PROJECT, StackConfig
+from stacks.config.cluster import node_cpu_tier
 from stacks.image import AZURE_PLATFORMS, Image, ImageArgs
 from stacks.registry import Registry, RegistryArgs, registry_name_prefix
 
@@ -70,10 +71,17 @@ def azure_base(cfg: StackConfig, exchange: TokenExchange = exchange_refresh_toke
 
 def service_image(cfg: StackConfig, **target: Any) -> Image:
     """The service image built from `service/`, baking the weights of the architecture the Deployment's
-    MODEL_ARCH names (Dockerfile ARG), or `modelFile` / `modelLabelsFile` from service/model-store/.
+    MODEL_ARCH names (Dockerfile ARG), or `modelFile` / `modelLabelsFile` from service/model-store/, compiled
+    for the workload pool's CPU tier (`MODEL_TARGET_CPU`: `node_cpu_tier(nodeVmSize)`; the local target's
+    image runs on this machine, `host`; Container Apps names no CPU, so the Dockerfile's default).
     `target`: the `ImageArgs` that differ per target (repository, tag, push or load, registry credentials,
     platforms). The inputs never depend on preview vs update."""
     build_args = {"MODEL_ARCH": cfg.workload.model_arch}
+    tier = node_cpu_tier(cfg.cluster.node_vm_size) if cfg.cluster else None
+    if cfg.target == "local":
+        tier = "host"
+    if tier is not None:  # the archive baked in is quantized and gated for the nodes' CPU (Dockerfile)
+        build_args["MODEL_TARGET_CPU"] = tier
     if cfg.model is not None and cfg.model.file is not None:
         build_args["MODEL_FILE"] = cfg.model.file
         if cfg.model.labels_file is not None:

@@ -53,6 +53,28 @@ LOCAL_DISK_GIB = {
 }
 
 
+#: The CPU tier (service/hostcpu.py `TIERS`) every host of a VM family has, for the image build's
+#: `MODEL_TARGET_CPU` (the baked model is quantized and gated for the nodes, not the builder). Ddsv6 / Dsv6:
+#: 5th Gen Xeon Platinum 8573C with AMX (Microsoft Learn, "Ddsv6 sizes series"). Ddsv5 / Dsv5: Xeon 8370C
+#: (Ice Lake) or 8573C, both with AVX-512 VNNI, only the second with AMX ("Ddsv5 and Ddv5 sizes"). Dadsv6 /
+#: Dasv6: AMD EPYC 9004 (Genoa, Zen 4: AVX-512 VNNI and BF16, no AMX; "Dadsv6 sizes series"). Dadsv5 / Dasv5:
+#: EPYC 7763v (Milan: AVX2, no AVX-512) or 9004 ("Dadsv5 sizes series"). Other families: None (the
+#: Dockerfile's default).
+FAMILY_CPU_TIER = {"Ddsv6": "amx", "Dsv6": "amx", "Ddsv5": "avx512_vnni", "Dsv5": "avx512_vnni",
+                   "Dadsv6": "avx512_vnni", "Dasv6": "avx512_vnni", "Dadsv5": "avx2", "Dasv5": "avx2"}
+_SIZE_FAMILY = re.compile(r"^Standard_([A-Z])\d+([a-z]*)_(v\d+)$")
+
+
+def node_cpu_tier(vm_size: str) -> str | None:
+    """The CPU tier all hosts of `vm_size`'s family have (`FAMILY_CPU_TIER`): Standard_D4ds_v6 -> "amx",
+    Standard_D4ads_v5 -> "avx2"; None for a family not listed (Azure "Virtual machine size naming
+    conventions": family letter, vCPUs, additive features, version)."""
+    match = _SIZE_FAMILY.match(vm_size)
+    if not match:
+        return None
+    letter, features, version = match.groups()
+    return FAMILY_CPU_TIER.get(f"{letter}{features}{version}")
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """AKS settings (target `azure` only). VM sizes are Azure SKU names, counts are nodes."""

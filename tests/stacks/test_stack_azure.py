@@ -235,4 +235,15 @@ def test_image_bakes_the_weights_of_the_architecture_the_deployment_serves():
     run = run_stack("dev", modelArch="mobilenet_v3_large")
     env = {e["name"]: e.get("value") for e in container(run)["env"]}
     assert env["MODEL_ARCH"] == "mobilenet_v3_large"
-    assert run.one(IMAGE).inputs["buildArgs"] == {"MODEL_ARCH": "mobilenet_v3_large"}
+    build_args = run.one(IMAGE).inputs["buildArgs"]
+    assert build_args == {"MODEL_ARCH": "mobilenet_v3_large", "MODEL_TARGET_CPU": "amx"}
+
+
+def test_image_compiles_the_baked_model_for_the_workload_pools_cpu():
+    """The Dockerfile quantizes and gates the baked model for MODEL_TARGET_CPU, so it must name the nodes'
+    CPU, not the builder's (a GitHub runner's EPYC Milan has no VNNI: it would plan float32 only)."""
+    tiers = {size: run_stack("dev", nodeVmSize=size).one(IMAGE).inputs["buildArgs"].get("MODEL_TARGET_CPU")
+             for size in ("Standard_D4ds_v6", "Standard_D8ds_v5", "Standard_D4ads_v6", "Standard_D4ads_v5")}
+    assert tiers == {"Standard_D4ds_v6": "amx", "Standard_D8ds_v5": "avx512_vnni",
+                     "Standard_D4ads_v6": "avx512_vnni", "Standard_D4ads_v5": "avx2"}
+    assert run_stack("prod").one(IMAGE).inputs["buildArgs"]["MODEL_TARGET_CPU"] == "amx"

@@ -343,3 +343,9 @@ def test_the_strict_check_catches_what_the_api_would_refuse(aca):
         "template.containers[0].probes[0].failureThreshold: 36 is outside [1, 10]",
         "configuration.ingres: not a property of ConfigurationArgs",
     ]
+
+
+def test_image_for_container_apps_names_no_cpu_tier(aca):
+    """Container Apps does not say which CPU a replica gets: the baked model is compiled for the Dockerfile's
+    default tier (AVX-512 VNNI), not for a guess."""
+    assert "MODEL_TARGET_CPU" not in aca.one("docker-build:index:Image").inputs["buildArgs"]

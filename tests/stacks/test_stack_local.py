@@ -15,6 +15,7 @@ def test_local_image_is_loaded_not_pushed_and_rolls_out_by_digest(local):
     image = local.one("docker-build:index:Image").inputs
     assert image["push"] is False and image["load"] is True and "registries" not in image
     assert "platforms" not in image  # the host's platform: the local cluster runs on this machine
+    assert image["buildArgs"]["MODEL_TARGET_CPU"] == "host"  # and the baked model is compiled for its CPU
     template = local.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]
     (c,) = template["spec"]["containers"]
     assert c["image"] == local.outputs["image"] == "aks-image-classifier/classifier:local"
