@@ -214,6 +214,6 @@ def test_the_docs_give_the_dockerfile_target_tier_default():
     assert default in TIERS
     docs = ROOT / "docs"
     repository = " ".join((docs / "model-repository.md").read_text().split())
-    assert f"the image build's `MODEL_TARGET_CPU` build argument, default `{default}`" in repository
+    assert f"The Dockerfile's own default, `{default}`" in repository
     performance = " ".join((docs / "performance.md").read_text().split())
     assert f"the image build's default is `{default}`" in performance
