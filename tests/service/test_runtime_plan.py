@@ -100,3 +100,31 @@ def test_a_target_tier_plans_as_on_that_cpu_and_skips_bfloat16_a_builder_cannot_
     with pytest.raises(ModelLoadError, match="MODEL_DTYPE=bfloat16 for a amx target: this host"):
         plan("openvino", "bfloat16", amx, True, host=_cpu(HASWELL))
     assert plan("openvino", "int8", amx, True, host=_cpu(HASWELL)).candidates == ("int8",)
+
+
+def test_pytorch_runs_single_threaded_glue_when_openvino_serves(tmp_path: Path, model_files,
+                                                                  labels_file) -> None:
+    """With OpenVINO serving, PyTorch's ops (normalising, softmax) run on one thread: a parallel one leaves
+    its OpenMP worker spinning on the CPU OpenVINO's next forward pass needs (service.model). PyTorch serving
+    keeps TORCH_THREADS."""
+    pytest.importorskip("openvino")
+    import torch
+
+    from service.model import ImageClassifier
+    from tests.service.tiny import save_tiny_torchscript, tiny_settings
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        served = ImageClassifier(tiny_settings(model_path=save_tiny_torchscript(tmp_path / "tiny.pt"),
+                                               model_runtime="openvino", model_dtype="float32",
+                                               torch_threads=2))
+        served.load()
+        assert served.runtime == "openvino" and torch.get_num_threads() == 1
+        plain = ImageClassifier(tiny_settings(model_path=model_files("torchscript"), model_labels=labels_file,
+                                              model_runtime="torch", model_dtype="float32", torch_threads=2,
+                                              resize_size=256, crop_size=224))
+        plain.load()
+        assert plain.runtime == "torch" and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
