@@ -16,7 +16,7 @@ import argparse
 import statistics
 import sys
 
-from bench.model_startup import CACHE, model_file, time_to_ready
+from bench.model_startup import CACHE, model_file, photo_jpeg, time_to_ready
 
 NO_GATE = {"GATE_MIN_CONFIDENT": "0", "GATE_MIN_OVERALL": "0"}
 
@@ -37,11 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"archive {archive.name}: {report['serving']}, {archive.stat().st_size / 2**20:.1f} MiB")
     times: dict[str, list[float]] = {"file": [], "archive": []}
     base = {"TORCH_THREADS": args.torch_threads, "MODEL_RUNTIME": "auto", "MODEL_DTYPE": "auto", **NO_GATE}
+    photo = photo_jpeg()
     for run in range(args.runs):
         for name, path in (("file", source), ("archive", archive)):
-            seconds, _ = time_to_ready({**base, "MODEL_PATH": str(path)}, timeout_s=900)
-            times[name].append(seconds)
-            print(f"run {run + 1} {name}: {seconds:.1f} s to /readyz", flush=True)
+            start = time_to_ready({**base, "MODEL_PATH": str(path)}, photo, timeout_s=900)
+            times[name].append(start.ready_s)
+            print(f"run {run + 1} {name}: {start.ready_s:.1f} s to /readyz ({start.cpu_s:.1f} CPU s), first "
+                  f"request {1000 * start.first_predict_s:.0f} ms", flush=True)
     for name, values in times.items():
         print(f"{name}: median {statistics.median(values):.1f} s (n={len(values)})")
     return 0
