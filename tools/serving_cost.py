@@ -35,8 +35,8 @@ GENOA = "AMD EPYC Genoa (avx512_vnni, avx512_bf16)"
 class Throughput:
     """One measurement of a CPU class: `model_alone` (the OpenVINO int8 model alone, batch 8) and
     `service_c16` (the service with its defaults over HTTP at concurrency 16), img/s on a machine of `vcpus`
-    vCPUs; `date` ISO; `status` "measured", "provisional" or "placeholder" (printed next to every figure
-    derived from it)."""
+    vCPUs; `date` ISO; `status` "measured" or "estimated" (printed next to every figure derived from it;
+    `machine` says how an estimate was made)."""
 
     runtime: str
     vcpus: int
@@ -58,19 +58,27 @@ class Throughput:
         return self.service_c16 / self.vcpus
 
 
-_BENCH = "python -m bench.runtimes --arch resnet50 (model alone); python -m bench --levels 1 16 64 (service)"
-#: Measured throughput per CPU class. To replace a figure, edit the entry's numbers line.
+_BENCH = "python -m bench --levels 1 16 64 --duration 15 --set GATE_MIN_CONFIDENT=0 --set GATE_MIN_OVERALL=0"
+#: The service's paired c=16 / model-alone ratio measured on Genoa (docs/performance.md, "Runtimes and
+#: precisions"): the AMX entry's service figure is its model alone times this, not a measurement.
+GENOA_SERVICE_RATIO = 0.775
+#: Measured throughput per CPU class (ResNet-50, 2 vCPUs, OpenVINO int8 with the gate's thresholds at 0 for a
+#: seeded random-weight model). To replace a figure, edit the entry's numbers line.
 THROUGHPUT: dict[str, Throughput] = {
     AMX: Throughput(
         "OpenVINO int8",
-        vcpus=2, model_alone=382.0, service_c16=172.0, date="2026-12-01", status="provisional",
-        machine='cloud VM, lscpu "Intel(R) Xeon(R) Processor", avx512_vnni, avx512_bf16, amx_int8, amx_bf16',
+        vcpus=2, model_alone=382.0, service_c16=round(382.0 * GENOA_SERVICE_RATIO), date="2026-12-01",
+        status="estimated",
+        machine='cloud VM, lscpu "Intel(R) Xeon(R) Processor", amx_int8, amx_bf16: model alone measured on a '
+                "quiet host (batch 8); service = model alone x the service / model alone ratio measured on "
+                "Genoa (0.775), not measured on this class",
         command=_BENCH,
     ),
     GENOA: Throughput(
         "OpenVINO int8",
-        vcpus=2, model_alone=200.0, service_c16=90.0, date="2026-12-02", status="placeholder",
-        machine="AMD EPYC 9004 (Genoa) VM, 2 vCPUs: not yet run",
+        vcpus=2, model_alone=82.9, service_c16=66.1, date="2026-12-02", status="measured",
+        machine='cloud VM, lscpu "AMD EPYC" (family 25 model 17: Genoa), avx512_vnni, avx512_bf16, no AMX; '
+                "model alone batch 8 and the service at c=16 in one run",
         command=_BENCH,
     ),
 }  # fmt: skip
