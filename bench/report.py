@@ -12,6 +12,9 @@ from pathlib import Path
 RATIO_CONCURRENCY = 16
 MIN_VS_MODEL, MIN_VS_TORCHSERVE = 0.85, 1.5
 P99_FACTOR, P99_SLACK_MS = 1.5, 10.0
+#: Issue 20's latency target, reported beside the bar (not part of it): at concurrency 1, p50 <= 15 ms. It
+#: cannot be met where the model alone's single image takes most of it (docs/performance.md).
+P50_C1_TARGET_MS = 15.0
 
 
 def hardware() -> dict:
@@ -95,6 +98,9 @@ def summarize(results: dict, levels: list[int]) -> dict:
         "paired_rounds": {key: _ratios(results[key]) for key in ("service", "torchserve")},
         "p99_c1_ms": one["p99_ms"] if one else None,
         "p99_c1_bound_ms": p99_bound,
+        "p50_c1_ms": one["p50_ms"] if one else None,
+        "single_image_ms": single,
+        "p50_c1_target_met": bool(one and one["p50_ms"] is not None and one["p50_ms"] <= P50_C1_TARGET_MS),
         "service_errors": errors if "levels" in results["service"] else None,
         "dtype": alone.get("dtype"),
         "top1_agreement_vs_float32": alone.get("top1_agreement_vs_float32"),
@@ -198,6 +204,9 @@ def verdicts(summary: dict) -> str:
             f"c=1: service p99 = {_fmt(summary['p99_c1_ms'])} ms (bar <= {P99_FACTOR} x single image + "
             f"{P99_SLACK_MS:.0f} = {_fmt(summary['p99_c1_bound_ms'])} ms) {mark(ok['p99_c1'])}",
             f"service errors at all levels: {summary['service_errors']} {mark(ok['zero_errors'])}",
+            f"c=1: service p50 = {_fmt(summary.get('p50_c1_ms'))} ms (target <= {P50_C1_TARGET_MS:.0f} ms; "
+            f"the model alone's single image {_fmt(summary.get('single_image_ms'))} ms) "
+            f"{'ok' if summary.get('p50_c1_target_met') else 'ABOVE TARGET'}",
             *extra,
         ]
     )

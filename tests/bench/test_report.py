@@ -61,6 +61,11 @@ def test_summary_applies_the_bar_at_concurrency_16_and_1() -> None:
     assert summary["service_vs_torchserve"] == pytest.approx(1.8)
     assert summary["p99_c1_bound_ms"] == pytest.approx(1.5 * 30.0 + 10.0)
     assert all(summary["pass"].values())
+    # issue 20's c=1 p50 target is reported beside the bar: 25 ms (p99 / 2 here) is above 15 ms
+    assert summary["p50_c1_ms"] == 25.0 and summary["p50_c1_target_met"] is False
+    line = "c=1: service p50 = 25.0 ms (target <= 15 ms; the model alone's single image 30.0 ms) ABOVE TARGET"
+    assert line in verdicts(summary)
+    assert summarize(_results(36.0, 20.0, p99_1=28.0), [1, 16])["p50_c1_target_met"] is True
 
 
 def test_summary_flags_each_miss() -> None:
