@@ -204,15 +204,15 @@ def pod_spec(
 
 
 def model_env_values(model: ModelSettings | None) -> dict[str, str]:
-    """MODEL_URI, MODEL_LABELS_URI, MODEL_SHA256 (those set) and MODEL_CACHE_DIR, name -> value, when the
-    model
-    comes from a repository (`service.model_repository`); empty otherwise."""
+    """MODEL_URI, MODEL_LABELS_URI, MODEL_SHA256, CALIBRATION_URI (those set) and MODEL_CACHE_DIR, name ->
+    value, when the model comes from a repository (`service.model_repository`); empty otherwise."""
     if model is None or model.uri is None:
         return {}
     values = {
         "MODEL_URI": model.uri,
         "MODEL_LABELS_URI": model.labels_uri,
         "MODEL_SHA256": model.sha256,
+        "CALIBRATION_URI": model.calibration_uri,
         "MODEL_CACHE_DIR": MODEL_CACHE_DIR,
     }
     return {k: v for k, v in values.items() if v is not None}

@@ -18,6 +18,8 @@ class ModelSettings:
     the local target never declares Azure resources). `uri` / `labels_uri` / `sha256`: MODEL_URI,
     MODEL_LABELS_URI, MODEL_SHA256 of the pod (None: not set). `file` / `labels_file`: names under
     `service/model-store/` baked into the image (MODEL_FILE / MODEL_LABELS_FILE build arguments).
+    `calibration_uri`: CALIBRATION_URI, a blob prefix of calibration images for a pod that quantizes the
+    model it fetches (service/calibration_repository.py).
     """
 
     repository: bool
@@ -27,6 +29,7 @@ class ModelSettings:
     sha256: str | None = None
     file: str | None = None
     labels_file: str | None = None
+    calibration_uri: str | None = None
 
 
 #: Storage account SKUs offered for the model repository (azure-native storage.SkuName); LRS is the cheapest.
@@ -70,6 +73,7 @@ def model_settings(r: Reader, target: str) -> ModelSettings:
     for key, value in (("modelLabelsUri", labels_uri), ("modelSha256", sha256)):
         if value is not None and uri is None:
             raise ConfigError(f"{r.key(key)} needs {r.key('modelUri')}")
+    calibration_uri = _calibration_uri(r, uri)
     model_file, labels_file = _store_file(r, "modelFile"), _store_file(r, "modelLabelsFile")
     if model_file is not None and uri is not None:
         raise ConfigError(
@@ -85,4 +89,21 @@ def model_settings(r: Reader, target: str) -> ModelSettings:
         sha256=sha256.lower() if sha256 else None,
         file=model_file,
         labels_file=labels_file,
+        calibration_uri=calibration_uri,
     )
+
+
+def _calibration_uri(r: Reader, model_uri: str | None) -> str | None:
+    """`calibrationUri`: a blob prefix ending in `/`, for a model fetched from `modelUri` (a baked model is
+    compiled at the image build, so no pod of it calibrates; the pod reads the prefix with the identity
+    that reads the model)."""
+    value = r.str("calibrationUri")
+    if value is None:
+        return None
+    if not _BLOB_URL.match(value) or not value.endswith("/"):
+        raise ConfigError(f"{r.key('calibrationUri')} is not a blob prefix ending in '/' (https://<account>"
+                          f".blob.core.windows.net/<container>/<prefix>/): {value!r}")
+    if model_uri is None:
+        raise ConfigError(f"{r.key('calibrationUri')} needs {r.key('modelUri')}: only a pod that fetches an "
+                          "uncompiled model calibrates")
+    return value

@@ -256,12 +256,29 @@ def test_model_file_is_a_build_argument(monkeypatch, tmp_path):
         ({"modelRepository": "yes"}, "aks-image-classifier:modelRepository must be true or false"),
         ({"deployerPrincipalType": "Robot"}, "aks-image-classifier:deployerPrincipalType must be one of"),
         ({"modelStorageSku": "Premium_LRS"}, "aks-image-classifier:modelStorageSku must be one of"),
+        ({"calibrationUri": "https://acct.blob.core.windows.net/models/calibration/"},
+         "aks-image-classifier:calibrationUri needs aks-image-classifier:modelUri"),
+        ({"calibrationUri": "https://acct.blob.core.windows.net/models/calibration",
+          "modelUri": "https://acct.blob.core.windows.net/models/m/1/m.pt"},
+         "aks-image-classifier:calibrationUri is not a blob prefix ending in '/'"),
+        ({"calibrationUri": "s3://bucket/calibration/", "modelUri": "https://acct.blob.core.windows.net/models/m/1/m.pt"},
+         "aks-image-classifier:calibrationUri is not a blob prefix"),
     ],
 )
 def test_config_mistakes_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as error:
         run_stack("dev", **overrides)
     assert str(error.value).startswith(message), error.value
+
+
+def test_calibration_prefix_reaches_the_pod_that_quantizes_the_fetched_model(rolled):
+    """calibrationUri -> CALIBRATION_URI next to MODEL_URI (read with the same workload identity, which has
+    Storage Blob Data Reader on the whole `models` container); unset, the pod has no CALIBRATION_URI."""
+    prefix = "https://aicmdevx7k2p9.blob.core.windows.net/models/calibration/"
+    keys = {k.split(":")[1]: v for k, v in _model_keys(rolled).items()}
+    values = env(run_stack("dev", **keys, calibrationUri=prefix))
+    assert values["CALIBRATION_URI"] == prefix and values["MODEL_URI"] == keys["modelUri"]
+    assert "CALIBRATION_URI" not in env(rolled)
 
 
 def test_model_file_and_model_uri_together_are_refused(monkeypatch, tmp_path):
