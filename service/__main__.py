@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.prefetch:
         return _prefetch(settings)
     if args.compile:
-        return _compile(settings, args.compile)
+        from service.archive import compile_and_print
+
+        return compile_and_print(settings, args.compile)
 
     from service.app import create_app
     from service.metrics import serve_metrics
@@ -113,20 +115,6 @@ def _prefetch(settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     logger.info("model available: %s (%s)", settings.resolved_model_name, loaded.source_format)
-    return 0
-
-
-def _compile(settings: Settings, out: Path) -> int:
-    import json
-
-    from service.archive import compile_archive, summary
-
-    try:
-        report = compile_archive(settings, out)
-    except ModelLoadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_status", 3)
-    print(json.dumps(summary(report), indent=2))
     return 0
 
 

@@ -13,25 +13,16 @@ was planned for (``target_cpu``), and the OpenVINO / NNCF versions.
 
 from __future__ import annotations
 
-import hashlib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from service import loaders
 from service.errors import ModelLoadError
+from service.model_repository import sha256_file
 from service.settings import Settings
 
 #: Report keys ``summary`` prints (the build log, ``tools.compile_model``'s output).
 SUMMARY_KEYS = ("serving", "plan", "target_cpu", "calibration_source", "archive_sha256", "source_sha256")
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 hex digest of ``path`` (4 MiB chunks)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _version(package: str) -> str | None:
@@ -85,3 +76,19 @@ def compile_archive(settings: Settings, out: Path) -> dict:
 def summary(report: dict) -> dict:
     """The report's ``SUMMARY_KEYS`` (for printing)."""
     return {key: report.get(key) for key in SUMMARY_KEYS}
+
+
+def compile_and_print(settings: Settings, out: Path) -> int:
+    """``compile_archive``, then its ``summary`` as JSON on stdout, or one ``error: ...`` line on stderr.
+    Returns the exit status: 0, or the error's (3 the model did not load, 4-7 fetching ``CALIBRATION_URI``,
+    9 an explicit ``MODEL_DTYPE`` that fails the gate)."""
+    import json
+    import sys
+
+    try:
+        report = compile_archive(settings, out)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_status", 3)
+    print(json.dumps(summary(report), indent=2))
+    return 0

@@ -231,6 +231,12 @@ def file_sha256(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def sha256_file(path: Path) -> str:
+    """SHA-256 hex digest of the file at ``path`` (``file_sha256`` without the size): what ``MODEL_SHA256``
+    and a compiled archive's report record."""
+    return file_sha256(path)[1]
+
+
 def _identity(settings: Settings) -> str:
     if settings.azure_storage_connection_string is not None:
         return "the account key of AZURE_STORAGE_CONNECTION_STRING"

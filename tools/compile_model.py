@@ -21,11 +21,10 @@ one (bfloat16 is then measured only if this machine has bfloat16 hardware; docs/
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from service.archive import sha256_file
+from service.model_repository import sha256_file
 
 __all__ = ["compile_file", "main", "sha256_file"]
 
@@ -40,20 +39,28 @@ def compile_file(model: Path, out: Path, labels: Path | None = None, dtype: str 
     ``ModelFetchError`` for ``calibration_uri``); ``pydantic.ValidationError`` for invalid settings.
     """
     from service.archive import compile_archive
+
+    return compile_archive(compile_settings(model, labels, dtype, calibration, calibration_uri, target_cpu,
+                                            **settings), out)
+
+
+def compile_settings(model: Path, labels: Path | None = None, dtype: str = "auto",
+                     calibration: Path | None = None, calibration_uri: str | None = None,
+                     target_cpu: str = "host", **settings):
+    """The ``service.settings.Settings`` that compile ``model`` on OpenVINO with these options. Raises
+    ``pydantic.ValidationError`` for invalid ones."""
     from service.settings import Settings
 
-    config = Settings(model_path=model, model_labels=labels, model_runtime="openvino", model_dtype=dtype,
-                      calibration_dir=calibration, calibration_uri=calibration_uri,
-                      model_target_cpu=target_cpu, **settings)
-    return compile_archive(config, out)
+    return Settings(model_path=model, model_labels=labels, model_runtime="openvino", model_dtype=dtype,
+                    calibration_dir=calibration, calibration_uri=calibration_uri, model_target_cpu=target_cpu,
+                    **settings)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, compile, print the summary. Returns the exit status (see module doc)."""
     from pydantic import ValidationError
 
-    from service.archive import summary
-    from service.errors import ModelLoadError
+    from service.archive import compile_and_print
     from service.hostcpu import TIERS
     from service.logs import configure_logging
     from service.settings import describe_error
@@ -72,16 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("info", "text")
     try:
-        report = compile_file(args.file, args.out, args.labels, args.dtype, args.calibration,
-                              args.calibration_uri, args.target_cpu)
+        config = compile_settings(args.file, args.labels, args.dtype, args.calibration, args.calibration_uri,
+                                  args.target_cpu)
     except ValidationError as exc:
         print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 2
-    except ModelLoadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_status", 3)
-    print(json.dumps(summary(report), indent=2))
-    return 0
+    return compile_and_print(config, args.out)
 
 
 if __name__ == "__main__":

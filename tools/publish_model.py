@@ -24,7 +24,6 @@ model exists is complete. Exit status: 0 published, 1 the version exists, 2 usag
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 import shutil
@@ -36,6 +35,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.blob import ContainerClient
 
 from service.hostcpu import TIERS
+from service.model_repository import sha256_file
 
 STACK_OUTPUT = "model_repository_url"
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -51,15 +51,6 @@ class VersionExists(PublishError):
     """`<name>/<version>/` already holds blobs: versions are immutable."""
 
     exit_status = 1
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 hex digest of the file at `path` (read in 4 MiB chunks)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def stack_container_url(stack: str) -> str:
