@@ -12,12 +12,12 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.azurite import free_port
+from tests.service.serving import wait_ready
 from tests.service.tiny import LABELS, save_tiny_torchscript
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,16 +147,7 @@ def _serve_until_ready(env: dict[str, str], port: int) -> tuple[str, int, bytes]
     process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=os.environ | env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                if _get(port, "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "not ready within 120 s"
-            time.sleep(0.1)  # poll interval of the readiness probe
+        wait_ready(process, port)
         status, metadata = _get(port, "/v2/models/tiny")
     finally:
         process.send_signal(signal.SIGTERM)

@@ -9,10 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.service.serving import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,18 +71,7 @@ def test_serves_a_model_file_until_sigterm(model_files, labels_file, jpeg):
     process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "not ready within 120 s"
-            time.sleep(0.2)
+        wait_ready(process, port)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         boundary = "----test"
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cat.jpg\"\r\n"

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from service.model_repository import READER_ROLE, AccessDenied, fetch_blob, translate
 from service.settings import Settings, describe_error
 from tests.azurite import ACCOUNT, azurite, free_port  # noqa: F401 (azurite is a fixture)
+from tests.service.serving import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUNDARY = "----model-repository-test"
@@ -63,28 +64,13 @@ def _predict(port: int, jpeg: bytes) -> dict:
     return json.loads(response.read())
 
 
-def _wait_ready(process: subprocess.Popen, port: int, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        assert process.poll() is None, process.stdout.read()
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"not ready within {timeout_s} s"
-        time.sleep(0.1)  # poll interval of the readiness probe
-
-
 def test_serves_the_model_from_the_emulator(azurite, published, tmp_path, client, jpeg):  # noqa: F811
     env = _env(azurite, tmp_path, MODEL_URI=published["model"], MODEL_LABELS_URI=published["labels"],
                MODEL_SHA256=published["sha256"].upper(), MODEL_NAME="small", MODEL_VERSION="1")
     process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=os.environ | env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_ready(process, int(env["PORT"]))
+        wait_ready(process, int(env["PORT"]))
         served = _predict(int(env["PORT"]), jpeg)
     finally:
         process.send_signal(signal.SIGTERM)
