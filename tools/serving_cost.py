@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from stacks.config.cluster import vm_size_family
+
 DEPLOY_DOC = Path(__file__).resolve().parents[1] / "docs" / "deploy.md"
 SECONDS_PER_HOUR = 3600
 
@@ -97,7 +99,6 @@ UNMEASURED = {
 #: Kube-reserved CPU by the node's cores, millicores (Microsoft Learn, "Node resource reservations in AKS").
 KUBE_RESERVED_MILLICORES = {1: 60, 2: 100, 4: 140, 8: 180, 16: 260, 32: 420, 64: 740}
 
-_SIZE = re.compile(r"^Standard_([A-Z])(\d+)([a-z]*)_v(\d+)$")
 _PRICE_ROW = re.compile(
     r"^\| (Standard_\S+(?: / \S+)*) \| (\$[\d.]+(?: / \$[\d.]+)*) per hour \|$", re.MULTILINE
 )
@@ -121,13 +122,12 @@ def vm_prices(deploy_md: str) -> dict[str, float]:
 
 
 def size_family(size: str) -> tuple[str, int]:
-    """(family, vCPUs) of a VM size name: Standard_D4ds_v6 -> ("Ddsv6", 4). Raises ValueError for other
-    names (Azure "Virtual machine size naming conventions": family letter, vCPUs, features, version)."""
-    match = _SIZE.match(size)
-    if not match:
+    """(family, vCPUs) of a VM size name: Standard_D4ds_v6 -> ("Ddsv6", 4), as the stacks read it
+    (`stacks.config.cluster.vm_size_family`). Raises ValueError for other names."""
+    family = vm_size_family(size)
+    if family is None:
         raise ValueError(f"not a VM size name of the form Standard_D4ds_v6: {size!r}")
-    letter, vcpus, features, version = match.groups()
-    return f"{letter}{features}v{version}", int(vcpus)
+    return family
 
 
 def allocatable_vcpus(vcpus: int) -> float:

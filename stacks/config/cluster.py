@@ -62,18 +62,25 @@ LOCAL_DISK_GIB = {
 #: Dockerfile's default).
 FAMILY_CPU_TIER = {"Ddsv6": "amx", "Dsv6": "amx", "Ddsv5": "avx512_vnni", "Dsv5": "avx512_vnni",
                    "Dadsv6": "avx512_vnni", "Dasv6": "avx512_vnni", "Dadsv5": "avx2", "Dasv5": "avx2"}
-_SIZE_FAMILY = re.compile(r"^Standard_([A-Z])\d+([a-z]*)_(v\d+)$")
+_SIZE_NAME = re.compile(r"^Standard_([A-Z])(\d+)([a-z]*)_v(\d+)$")
+
+
+def vm_size_family(vm_size: str) -> tuple[str, int] | None:
+    """(family, vCPUs) of a VM size name: Standard_D4ds_v6 -> ("Ddsv6", 4); None for a name of another form
+    (Azure "Virtual machine size naming conventions": family letter, vCPUs, additive features, version)."""
+    match = _SIZE_NAME.match(vm_size)
+    if not match:
+        return None
+    letter, vcpus, features, version = match.groups()
+    return f"{letter}{features}v{version}", int(vcpus)
 
 
 def node_cpu_tier(vm_size: str) -> str | None:
     """The CPU tier all hosts of `vm_size`'s family have (`FAMILY_CPU_TIER`): Standard_D4ds_v6 -> "amx",
-    Standard_D4ads_v5 -> "avx2"; None for a family not listed (Azure "Virtual machine size naming
-    conventions": family letter, vCPUs, additive features, version)."""
-    match = _SIZE_FAMILY.match(vm_size)
-    if not match:
-        return None
-    letter, features, version = match.groups()
-    return FAMILY_CPU_TIER.get(f"{letter}{features}{version}")
+    Standard_D4ads_v5 -> "avx2"; None for a family not listed."""
+    family = vm_size_family(vm_size)
+    return FAMILY_CPU_TIER.get(family[0]) if family else None
+
 
 @dataclass(frozen=True)
 class ClusterSettings:
