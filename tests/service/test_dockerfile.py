@@ -208,3 +208,18 @@ def test_the_docs_give_the_dockerfile_target_tier_default():
     assert f"The Dockerfile's own default, `{default}`" in repository
     performance = " ".join((docs / "performance.md").read_text().split())
     assert f"the image build's default is `{default}`" in performance
+
+
+def test_every_build_arg_the_stacks_pass_reaches_the_build_stage():
+    """Docker passes a `--build-arg` to a stage's RUN only when that stage declares it with `ARG` (a global
+    ARG before the first FROM needs redeclaring; BuildKit otherwise warns that the build arg was not
+    consumed and the RUN sees nothing). The compile RUN must see what the stacks pass, MODEL_TARGET_CPU from
+    the node pool among them."""
+    from tests.stacks.conftest import run_stack
+
+    declared = {line[4:].partition("=")[0] for line in _stages()["build"] if line.startswith("ARG ")}
+    passed = set()
+    for stack in ("dev", "prod", "local", "aca"):
+        passed |= set(run_stack(stack).one("docker-build:index:Image").inputs["buildArgs"])
+    assert {"MODEL_ARCH", "MODEL_TARGET_CPU"} <= passed
+    assert passed <= declared, passed - declared
